@@ -1,0 +1,118 @@
+"""``flask apitokens ...``: manage tokens from the command line.
+
+Every ``create-*`` command takes ``--json`` and then prints exactly one JSON
+object. A missing or unknown user is a clear error with exit status 1.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from .errors import APITokensError
+from .service import DEFAULT, KEY, PERSONAL_KINDS, IssuedToken, iso
+
+
+def _state() -> Any:
+    return current_app.extensions["apitokens"]
+
+
+def find_user(name: str) -> Any:
+    user = _state().users.find_by_login(name)
+    if user is None:
+        raise click.ClickException(f"No user named {name!r}.")
+    return user
+
+
+def print_issued(issued: IssuedToken, as_json: bool, secret_field: str = "token") -> None:
+    data = {"id": issued.info.id, secret_field: issued.token, "expiresOn": iso(issued.info.expires_at),
+            "scopes": sorted(issued.info.scopes)}
+    if as_json:
+        click.echo(json.dumps(data))
+        return
+    click.echo(f"{secret_field}: {issued.token}")
+    click.echo(f"id: {issued.info.id}  expires: {data['expiresOn'] or 'never'}")
+    click.echo("Copy it now: it is not stored and will not be shown again.", err=True)
+
+
+def issue_from_cli(user_name: str, kind: str, name: str, scopes: tuple[str, ...], expires_in: int | None) -> IssuedToken:
+    user = find_user(user_name)
+    try:
+        return _state().service.issue(user, via="cli", kind=kind, name=name, scopes=scopes,
+                                      expires_in=DEFAULT if expires_in is None else expires_in)
+    except APITokensError as error:
+        raise click.ClickException(error.message) from None
+
+
+scope_option = click.option("--scope", "scopes", multiple=True, help="A scope to grant (repeatable).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+
+
+@click.group("apitokens")
+def apitokens_cli() -> None:
+    """Manage API tokens, keys and OAuth2 clients."""
+
+
+@apitokens_cli.command("create-token")
+@click.option("--user", "user_name", required=True, help="Username (or email) of the owner.")
+@click.option("--name", default="", help="A name to recognize the token by.")
+@scope_option
+@click.option("--expires-in", type=click.IntRange(min=1), help="Seconds until it expires.")
+@json_option
+@with_appcontext
+def create_token(user_name: str, name: str, scopes: tuple[str, ...], expires_in: int | None, as_json: bool) -> None:
+    """Make an API token for a user and print it once."""
+    print_issued(issue_from_cli(user_name, "token", name, scopes, expires_in), as_json)
+
+
+@apitokens_cli.command("list")
+@click.option("--user", "user_name", help="Only this user's credentials.")
+@click.option("--all", "include_inactive", is_flag=True, help="Include revoked and expired ones.")
+@json_option
+@with_appcontext
+def list_tokens(user_name: str | None, include_inactive: bool, as_json: bool) -> None:
+    """List tokens and keys (never their secrets)."""
+    state = _state()
+    user_id = state.users.user_id(find_user(user_name)) if user_name else None
+    infos = state.service.list(user_id, kinds=(*PERSONAL_KINDS, KEY), include_inactive=include_inactive)
+    if as_json:
+        click.echo(json.dumps({"tokens": [dict(info.to_json(), user_id=info.user_id) for info in infos]}))
+        return
+    for info in infos:
+        click.echo(f"{info.id}  {info.kind:<10} {info.via:<10} user={info.user_id}  "
+                   f"expires={iso(info.expires_at) or 'never'}  scopes={' '.join(sorted(info.scopes)) or '-'}"
+                   f"  {info.name}")
+
+
+@apitokens_cli.command("revoke")
+@click.argument("token_id")
+@with_appcontext
+def revoke(token_id: str) -> None:
+    """Revoke a token or key by its id."""
+    revoked = _state().service.revoke([token_id], reason="cli")
+    if not revoked:
+        raise click.ClickException(f"No live token or key with id {token_id!r}.")
+    click.echo(f"revoked: {' '.join(revoked)}")
+
+
+@apitokens_cli.command("purge-expired")
+@click.option("--revoked-older-than-days", default=0, type=click.IntRange(min=0),
+              help="Keep revoked credentials this many days (for audits).")
+@with_appcontext
+def purge_expired(revoked_older_than_days: int) -> None:
+    """Delete expired and revoked credentials; warn owners of those expiring soon."""
+    state = _state()
+    warned = state.service.notify_expiring()
+    purged = state.service.purge_expired(revoked_older_than_days=revoked_older_than_days)
+    click.echo(f"purged: {purged}  expiring-soon warnings sent: {len(warned)}")
+
+
+@apitokens_cli.command("notify-expiring")
+@with_appcontext
+def notify_expiring() -> None:
+    """Send the token_expiring signal for credentials that expire soon (run daily)."""
+    click.echo(f"expiring-soon warnings sent: {len(_state().service.notify_expiring())}")

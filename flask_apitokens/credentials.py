@@ -1,0 +1,125 @@
+"""From the ``Authorization`` header to a checked credential, and to Flask-Login.
+
+- :func:`authenticate_request` reads the header once per request and asks the
+  service to check what it holds. Schemes the extension does not own (``Basic``,
+  ``Digest``...) are left to the host.
+- :data:`current_token` is the credential of the current request
+  (a :class:`~flask_apitokens.service.TokenInfo`), falsy for a cookie session.
+- :func:`install_request_loader` adds a Flask-Login request loader that chains
+  to one the host registered before.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from flask import current_app, g, request
+from flask_login import AnonymousUserMixin, user_loaded_from_request
+from werkzeug.local import LocalProxy
+
+if TYPE_CHECKING:
+    from .extension import State
+    from .service import TokenInfo
+
+#: Scheme names (lower case) the extension owns.
+SCHEMES = frozenset(("token", "key", "bearer"))
+#: Longer credentials are refused without further work.
+MAX_CREDENTIAL_LENGTH = 4096
+
+_NO_CREDENTIAL = object()
+
+
+def read_authorization(header: str | None) -> tuple[str, str] | None:
+    """``(scheme, credential)`` from an Authorization header value, the scheme
+    lower-cased; None when there is no header or the scheme is not ours."""
+    if not header:
+        return None
+    scheme, _, credential = header.partition(" ")
+    scheme = scheme.lower()
+    if scheme not in SCHEMES:
+        return None
+    return scheme, credential.strip()
+
+
+def state() -> State:
+    return cast("State", current_app.extensions["apitokens"])
+
+
+def authenticate_request() -> TokenInfo | None:
+    """The request's credential, checked (once per request). None when the
+    request carries no credential of ours; raises InvalidToken for a bad one."""
+    found = g.get("_apitokens_token", _NO_CREDENTIAL)
+    if found is not _NO_CREDENTIAL:
+        if isinstance(found, Exception):
+            raise found
+        return cast("TokenInfo | None", found)
+    presented = read_authorization(request.headers.get("Authorization"))
+    if presented is None:
+        g._apitokens_token = None
+        return None
+    scheme, credential = presented
+    from . import errors
+
+    try:
+        if not credential or len(credential) > MAX_CREDENTIAL_LENGTH:
+            raise state().service._refuse("malformed")
+        info = state().service.authenticate(credential, scheme=scheme, ip=request.remote_addr)
+    except errors.APITokensError as error:
+        g._apitokens_token = error
+        raise
+    g._apitokens_token = info
+    return info
+
+
+def get_current_token() -> TokenInfo | None:
+    """The current request's checked credential, or None."""
+    found = g.get("_apitokens_token")
+    return None if isinstance(found, Exception) else found
+
+
+#: The credential of the current request, or a falsy proxy (cookie session, none).
+current_token: TokenInfo = cast("TokenInfo", LocalProxy(get_current_token))
+
+
+def _load_user(user_id: Any) -> Any:
+    """The token owner, as Flask-Login's ``current_user`` will see it."""
+    user = state().users.get(user_id)
+    if user is None:
+        return AnonymousUserMixin()
+    user_loaded_from_request.send(current_app._get_current_object(), user=user)
+    return user
+
+
+def set_lazy_user(info: TokenInfo) -> None:
+    """Make the token's owner Flask-Login's ``current_user`` for this request,
+    loaded from the database only if the view reads it."""
+    loaded: list[Any] = []
+
+    def load() -> Any:
+        if not loaded:
+            loaded.append(_load_user(info.user_id))
+        return loaded[0]
+
+    g._login_user = LocalProxy(load)
+
+
+def install_request_loader(login_manager: Any) -> None:
+    """Add a request loader to ``login_manager`` that accepts our credentials
+    and chains to the host's own for everything else."""
+    previous = login_manager._request_callback
+    if getattr(previous, "_apitokens", False):
+        return
+
+    def load_user_from_request(req: Any) -> Any:
+        from .errors import APITokensError
+
+        try:
+            info = authenticate_request()
+        except APITokensError:
+            return None
+        if info is not None:
+            return state().users.get(info.user_id)
+        return previous(req) if previous is not None else None
+
+    load_user_from_request._apitokens = True  # type: ignore[attr-defined]
+    login_manager.request_loader(load_user_from_request)

@@ -1,0 +1,109 @@
+"""Errors the extension raises, and how they become JSON responses.
+
+Core code raises these; one handler on the extension's blueprints (and on the
+decorators) turns them into ``{"error": code, "message": sentence}`` with the
+right status, plus ``WWW-Authenticate`` on 401.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from flask import Response, jsonify
+
+
+class APITokensError(Exception):
+    """Base of every error the extension answers with."""
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+    message: str = "The request could not be understood."
+
+    def __init__(self, message: str | None = None, *, code: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        if message is not None:
+            self.message = message
+        if code is not None:
+            self.code = code  # type: ignore[misc]
+        self.headers = headers or {}
+        super().__init__(self.message)
+
+    def response(self) -> Response:
+        response = jsonify(error=self.code, message=self.message)
+        response.status_code = self.status
+        response.headers.update(self.headers)
+        return response
+
+
+class BadRequest(APITokensError):
+    status = 400
+    code = "bad_request"
+
+
+class InvalidScope(APITokensError):
+    status = 400
+    code = "invalid_scope"
+    message = "A scope asked for is not one this application declares."
+
+
+class Unauthorized(APITokensError):
+    """401: no credential, or one that is not accepted. Always carries WWW-Authenticate."""
+
+    status = 401
+    code = "unauthorized"
+    message = "A valid credential is required."
+    challenge = 'Token realm="api", Bearer realm="api"'
+
+    def response(self) -> Response:
+        response = super().response()
+        response.headers.setdefault("WWW-Authenticate", self.challenge)
+        return response
+
+
+class InvalidToken(Unauthorized):
+    code = "invalid_token"
+    message = "The credential is not valid, has expired or was revoked."
+
+
+class InvalidCredentials(Unauthorized):
+    code = "invalid_credentials"
+    message = "The account name or password is wrong."
+
+
+class Forbidden(APITokensError):
+    status = 403
+    code = "forbidden"
+    message = "This request is not allowed."
+
+
+class InsufficientScope(Forbidden):
+    code = "insufficient_scope"
+    message = "The credential lacks a scope this request needs."
+
+
+class NotFound(APITokensError):
+    status = 404
+    code = "not_found"
+    message = "Not found."
+
+
+class PayloadTooLarge(APITokensError):
+    status = 413
+    code = "payload_too_large"
+    message = "The request body is too large."
+
+
+class UnsupportedMediaType(APITokensError):
+    status = 415
+    code = "unsupported_media_type"
+    message = "The request body must be JSON or a form."
+
+
+class ServiceUnavailable(APITokensError):
+    status = 503
+    code = "service_unavailable"
+    message = "A service this request needs is unavailable; try again shortly."
+
+
+def handle(error: APITokensError) -> Response:
+    return error.response()

@@ -1,0 +1,100 @@
+"""APITokens: the Flask extension object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, current_app
+
+from . import errors
+from .config import Settings, load_settings
+from .credentials import install_request_loader
+from .models import Models, build_models
+from .service import TokenService
+from .users import SQLAlchemyUserStore, UserStore
+
+
+@dataclass
+class State:
+    """Everything the extension keeps for one application, in
+    ``app.extensions["apitokens"]``."""
+
+    app: Flask
+    db: Any
+    models: Models
+    users: UserStore
+    settings: Settings
+    service: TokenService
+
+
+class APITokens:
+    """API access tokens for a Flask application.
+
+    ``APITokens(app, db=db, user_model=User)``, or ``APITokens()`` and later
+    ``init_app(app, db=db, user_model=User)``. Call it before ``db.create_all()``
+    so the extension's tables are created with the host's.
+
+    :param db: the host's Flask-SQLAlchemy instance.
+    :param user_model: the host's user model (a single-column primary key).
+    :param user_store: replaces the default :class:`~flask_apitokens.users.SQLAlchemyUserStore`.
+    :param settings: ``APITOKENS_*`` values that take precedence over ``app.config``
+        (given without the prefix, e.g. ``URL_PREFIX="/v1"``).
+    """
+
+    def __init__(self, app: Flask | None = None, **options: Any) -> None:
+        self._options = options
+        if app is not None:
+            self.init_app(app, **options)
+
+    def init_app(self, app: Flask, *, db: Any = None, user_model: Any = None,
+                 user_store: UserStore | None = None, **settings: Any) -> None:
+        if "apitokens" in app.extensions:
+            raise RuntimeError("flask-apitokens: init_app was already called on this application")
+        db = db if db is not None else self._options.get("db")
+        user_model = user_model if user_model is not None else self._options.get("user_model")
+        user_store = user_store if user_store is not None else self._options.get("user_store")
+        if db is None or user_model is None:
+            raise RuntimeError("flask-apitokens: init_app needs db= (Flask-SQLAlchemy) and user_model=")
+        overrides = {**{k: v for k, v in self._options.items() if k not in ("db", "user_model", "user_store")},
+                     **settings}
+        loaded = load_settings(app.config, {f"APITOKENS_{k}": v for k, v in overrides.items()})
+        models = build_models(db, user_model)
+        users = user_store if user_store is not None else SQLAlchemyUserStore(db, user_model)
+        service = TokenService(app, db, models, users, loaded)
+        app.extensions["apitokens"] = State(app, db, models, users, loaded, service)
+
+        from .cli import apitokens_cli
+        from .views import api
+
+        app.register_blueprint(api.create_blueprint(loaded), url_prefix=loaded["URL_PREFIX"])
+        app.register_error_handler(errors.APITokensError, errors.handle)
+        app.cli.add_command(apitokens_cli)
+        self._hook_login_manager(app)
+
+    @staticmethod
+    def _hook_login_manager(app: Flask) -> None:
+        """Install the request loader now, or on the first request if Flask-Login
+        is set up after this extension."""
+        if hasattr(app, "login_manager"):
+            install_request_loader(app.login_manager)
+            return
+
+        installed: list[bool] = []
+
+        def hook_once() -> None:
+            if not installed and hasattr(app, "login_manager"):
+                install_request_loader(app.login_manager)
+                installed.append(True)
+
+        app.before_request(hook_once)
+
+    @staticmethod
+    def state(app: Flask | None = None) -> State:
+        """The extension's state for ``app`` (default: the current application)."""
+        return (app or current_app).extensions["apitokens"]  # type: ignore[no-any-return]
+
+    @property
+    def service(self) -> TokenService:
+        """The current application's :class:`~flask_apitokens.service.TokenService`."""
+        return self.state().service

@@ -1,0 +1,32 @@
+"""``POST /api/api_tokens``: Deskpro's not-recommended email/password exchange.
+
+Needs no credential of its own; answers ``{"person_id", "token", "expiresOn"}``.
+Accounts without a local password (LDAP, OAuth) get the same 401 as a wrong
+password. ``APITOKENS_PASSWORD_EXCHANGE = False`` removes the route (404).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+
+from ..config import Settings
+from ..credentials import state
+from ..views.common import expires_in_field, read_body, scopes_field, text_field, token_response
+from .userpass import check_password_login
+
+
+def exchange_password() -> Response:
+    body = read_body(form=False)
+    email = text_field(body, "email", max_length=320)
+    password = text_field(body, "password", max_length=1024)
+    user = check_password_login(email, password, method="exchange", by_email=True)
+    issued = state().service.issue(
+        user, via="exchange", name=text_field(body, "name", required=False, max_length=200),
+        scopes=scopes_field(body), expires_in=expires_in_field(body), ip=request.remote_addr,
+    )
+    return token_response(issued, person_id=issued.info.user_id)
+
+
+def register(blueprint: Blueprint, settings: Settings) -> None:
+    if settings["PASSWORD_EXCHANGE"]:
+        blueprint.add_url_rule("/api_tokens", "password_exchange", exchange_password, methods=["POST"])

@@ -1,0 +1,38 @@
+"""``POST /api/authenticate/userpass``: a token for a username and password
+(Insight.io's "creation before authentication"). Form fields or JSON."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+
+from .. import errors, signals
+from ..config import Settings
+from ..credentials import state
+from ..views.common import expires_in_field, read_body, scopes_field, text_field, token_response
+
+
+def check_password_login(login: str, password: str, *, method: str, by_email: bool = False):  # noqa: ANN201
+    """The active user with this local password, or 401 invalid_credentials; the
+    same error, and about the same time, for a wrong user and a wrong password."""
+    user = state().users.authenticate(login, password, by_email=by_email)
+    if user is None:
+        signals.authentication_failed.send(state().app, method=method, reason="invalid_credentials", login=login)
+        raise errors.InvalidCredentials()
+    return user
+
+
+def authenticate_userpass() -> Response:
+    body = read_body()
+    username = text_field(body, "username", max_length=320)
+    password = text_field(body, "password", max_length=1024)
+    user = check_password_login(username, password, method="userpass")
+    issued = state().service.issue(
+        user, via="userpass", name=text_field(body, "name", required=False, max_length=200),
+        scopes=scopes_field(body), expires_in=expires_in_field(body), ip=request.remote_addr,
+    )
+    return token_response(issued)
+
+
+def register(blueprint: Blueprint, settings: Settings) -> None:
+    if settings["USERPASS"]:
+        blueprint.add_url_rule("/authenticate/userpass", "userpass", authenticate_userpass, methods=["POST"])

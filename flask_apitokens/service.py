@@ -1,0 +1,384 @@
+"""TokenService: issue, authenticate, revoke, rotate, list and purge credentials.
+
+No request objects here: the Flask layer passes in what it read (the credential
+text, the client address) and turns results and errors into responses.
+
+The check of a presented token (:meth:`TokenService.authenticate`) runs on
+every protected request, so it is one plain SQL statement (SQLAlchemy Core, a
+cached compiled statement) that reads the token row joined to the user's
+active flag; no ORM object is built. Nothing is cached in the process, so a
+revoked or expired token, or a deactivated user, is refused by every process on
+the very next request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+
+from . import crypto, errors, signals
+from .config import Settings
+from .models import Models, utcnow
+from .users import UserStore
+
+#: Kinds of credential, and the scheme each is presented with.
+TOKEN, KEY, USER_TOKEN, OAUTH2 = "token", "key", "user-token", "oauth2"
+#: Kinds a person manages as "their tokens" (keys are the administrator's).
+PERSONAL_KINDS = (TOKEN, USER_TOKEN, OAUTH2)
+
+#: Pass as ``expires_in`` to mean "the method's default expiry".
+DEFAULT: Any = object()
+
+
+def iso(moment: dt.datetime | None) -> str | None:
+    """``2027-02-20T12:00:00.000Z`` for a naive UTC time; None stays None."""
+    if moment is None:
+        return None
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What the extension knows of one credential. Never holds a secret."""
+
+    id: str
+    user_id: Any
+    kind: str
+    via: str
+    name: str
+    scopes: frozenset[str]
+    created_at: dt.datetime | None = None
+    expires_at: dt.datetime | None = None
+    last_used_at: dt.datetime | None = None
+    revoked_at: dt.datetime | None = None
+    client_id: str | None = None
+
+    def has_scopes(self, required: Iterable[str]) -> bool:
+        return self.scopes.issuperset(required)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind,
+            "via": self.via,
+            "scopes": sorted(self.scopes),
+            "createdOn": iso(self.created_at),
+            "lastUsedOn": iso(self.last_used_at),
+            "expiresOn": iso(self.expires_at),
+        }
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A new credential: ``token`` is its plain text, shown once and never stored."""
+
+    token: str
+    info: TokenInfo
+
+
+class TokenService:
+    def __init__(self, app: Flask, db: Any, models: Models, users: UserStore, settings: Settings) -> None:
+        self.app = app
+        self.db = db
+        self.models = models
+        self.users = users
+        self.settings = settings
+        self.hasher = crypto.Hasher(settings.pepper, settings.pepper_fallbacks)
+        self.prefixes = {
+            TOKEN: settings["TOKEN_PREFIX"],
+            KEY: settings["KEY_PREFIX"],
+            OAUTH2: settings["OAUTH2_PREFIX"],
+        }
+        #: Bearer credentials that are not ``X:XXX`` tokens (user-token JWTs) are
+        #: handed to these: each returns the record's public id, or None if not its kind.
+        self.bearer_verifiers: list[Callable[[str], str | None]] = []
+        self._engine: sa.Engine | None = None
+        self._lookup = self._lookup_statement()
+        t = models.token_table
+        self._touch = (
+            sa.update(t)
+            .where(t.c.id == sa.bindparam("tid"))
+            .where(sa.or_(t.c.last_used_at.is_(None), t.c.last_used_at < sa.bindparam("before")))
+            .values(last_used_at=sa.bindparam("now"), last_used_ip=sa.bindparam("ip"))
+        )
+
+    # -- the hot path --------------------------------------------------------------
+    def _lookup_statement(self) -> sa.Select:
+        t = self.models.token_table
+        columns = [t.c.digest, t.c.user_id, t.c.kind, t.c.via, t.c.name, t.c.scopes, t.c.created_at,
+                   t.c.expires_at, t.c.last_used_at, t.c.revoked_at, t.c.client_id]
+        active = self.users.active_column
+        if active is None:
+            query = sa.select(*columns, sa.true())
+        else:
+            user_pk = next(iter(active.table.primary_key.columns))
+            query = sa.select(*columns, active).join_from(t, active.table, user_pk == t.c.user_id)
+        return query.where(t.c.id == sa.bindparam("tid"))
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The engine for the token check: the host's, without a transaction
+        around a single SELECT where the driver would open one (PostgreSQL)."""
+        if self._engine is None:
+            engine = self.db.engine
+            if engine.dialect.name != "sqlite":
+                engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+            self._engine = engine
+        return self._engine
+
+    def parse(self, text: str, kinds: Iterable[str]) -> tuple[str, crypto.ParsedToken] | None:
+        for kind in kinds:
+            parsed = crypto.parse(text, self.prefixes[kind])
+            if parsed is not None:
+                return kind, parsed
+        return None
+
+    def authenticate(self, text: str, *, scheme: str, ip: str | None = None) -> TokenInfo:
+        """The credential ``text`` presented with ``scheme`` (``token``, ``key`` or
+        ``bearer``), checked against the database. Raises InvalidToken."""
+        if scheme == "key":
+            kinds: tuple[str, ...] = (KEY,)
+        elif scheme == "token":
+            kinds = (TOKEN,)
+        else:
+            kinds = (TOKEN, OAUTH2)
+        found = self.parse(text, kinds)
+        if found is not None:
+            kind, parsed = found
+            return self._check(parsed.public_id, parsed.secret, kind, ip)
+        if scheme == "bearer":
+            for verify in self.bearer_verifiers:
+                public_id = verify(text)
+                if public_id is not None:
+                    return self._check(public_id, None, USER_TOKEN, ip)
+        raise self._refuse("malformed")
+
+    def _refuse(self, reason: str) -> errors.InvalidToken:
+        signals.authentication_failed.send(self.app, method="token", reason=reason, login=None)
+        return errors.InvalidToken()
+
+    def _check(self, public_id: str, secret: str | None, kind: str, ip: str | None) -> TokenInfo:
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(self._lookup, {"tid": public_id}).first()
+        except sa.exc.DBAPIError as exc:
+            raise errors.ServiceUnavailable("The token store is unavailable; try again shortly.") from exc
+        if row is None:
+            raise self._refuse("unknown")
+        (digest, user_id, row_kind, via, name, scopes, created_at,
+         expires_at, last_used_at, revoked_at, client_id, active) = row
+        # A user-token record has no secret: its JWT's signature was the proof.
+        proven = secret is None if kind == USER_TOKEN else self.hasher.verify(public_id, secret or "", digest)
+        if not proven or row_kind != kind:
+            raise self._refuse("unknown")
+        now = utcnow()
+        if revoked_at is not None:
+            raise self._refuse("revoked")
+        if expires_at is not None and expires_at <= now:
+            raise self._refuse("expired")
+        if not active:
+            raise self._refuse("inactive_user")
+        unused_days = self.settings["REVOKE_UNUSED_AFTER_DAYS"]
+        if unused_days is not None and now - (last_used_at or created_at) > dt.timedelta(days=unused_days):
+            self.revoke([public_id], user_id=user_id, reason="unused")
+            raise self._refuse("unused")
+        info = TokenInfo(public_id, user_id, row_kind, via, name, frozenset(scopes.split()),
+                         created_at, expires_at, last_used_at, None, client_id)
+        interval = self.settings["LAST_USED_INTERVAL"]
+        if last_used_at is None or (now - last_used_at).total_seconds() >= interval:
+            self._record_use(info, now, ip, interval)
+        return info
+
+    def _record_use(self, info: TokenInfo, now: dt.datetime, ip: str | None, interval: int) -> None:
+        """Write last-used time and address: at most once per ``interval`` seconds,
+        and only one of several processes racing for the same token does."""
+        before = now - dt.timedelta(seconds=interval) if interval else now + dt.timedelta(seconds=1)
+        try:
+            with self.engine.begin() as conn:
+                written = conn.execute(self._touch, {"tid": info.id, "before": before, "now": now, "ip": ip})
+        except sa.exc.DBAPIError:
+            return  # a missed last-used write must not refuse a valid token
+        if written.rowcount:
+            signals.token_used.send(self.app, token=info)
+
+    # -- issuing -----------------------------------------------------------------
+    def check_scopes(self, scopes: Iterable[str] | None, *, within: Iterable[str] | None = None) -> list[str]:
+        """``scopes`` as a sorted list, after checking each is declared (400
+        invalid_scope) and, with ``within``, no wider than the credential it comes from (403)."""
+        wanted = sorted(set(scopes or ()))
+        unknown = [s for s in wanted if s not in self.settings.scopes]
+        if unknown:
+            raise errors.InvalidScope(f"Unknown scope: {unknown[0]!r}.")
+        if within is not None and not set(wanted) <= set(within):
+            raise errors.InsufficientScope("A token cannot get a scope its own credential lacks.")
+        return wanted
+
+    def lifetime(self, via: str, kind: str, expires_in: int | None = DEFAULT) -> int | None:
+        """Seconds until a new credential expires: asked for, or the method's
+        default; capped by APITOKENS_MAX_LIFETIME (API keys are exempt)."""
+        seconds = self.settings.expiry_for(kind if kind in (KEY, USER_TOKEN, OAUTH2) else via)
+        if expires_in is not DEFAULT and expires_in is not None:
+            if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in <= 0:
+                raise errors.BadRequest("expires_in must be a positive whole number of seconds.")
+            seconds = expires_in
+        cap = self.settings["MAX_LIFETIME"]
+        if kind != KEY and cap is not None:
+            seconds = cap if seconds is None else min(seconds, cap)
+        return seconds
+
+    def issue(self, user: Any, *, via: str, kind: str = TOKEN, name: str = "", scopes: Iterable[str] = (),
+              expires_in: int | None = DEFAULT, ip: str | None = None, client_id: str | None = None,
+              parent_id: str | None = None, public_id: str | None = None, commit: bool = True) -> IssuedToken:
+        """Make a credential for ``user`` and store its digest. ``expires_in`` is
+        seconds (None: never, within the cap); by default, the method's expiry.
+        For ``user-token`` records no secret is made (``token`` is empty)."""
+        if not isinstance(name, str) or len(name) > 200:
+            raise errors.BadRequest("name must be text of at most 200 characters.")
+        scope_list = self.check_scopes(scopes)
+        seconds = self.lifetime(via, kind, expires_in)
+        now = utcnow()
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # the precision of expiresOn
+        expires_at = now + dt.timedelta(seconds=seconds) if seconds is not None else None
+        if kind == USER_TOKEN:
+            plain, public_id, digest = "", public_id or crypto.new_public_id(), None
+        else:
+            plain, parts = crypto.generate(self.prefixes[kind])
+            public_id, digest = parts.public_id, self.hasher.digest(parts.public_id, parts.secret)
+        user_id = self.users.user_id(user)
+        row = self.models.Token(
+            id=public_id, user_id=user_id, kind=kind, via=via, name=name.strip(),
+            scopes=" ".join(scope_list), digest=digest, created_at=now, created_ip=ip,
+            expires_at=expires_at, client_id=client_id, parent_id=parent_id,
+        )
+        session = self.db.session
+        session.add(row)
+        if commit:
+            self.commit()
+        info = self.info(row)
+        signals.token_issued.send(self.app, token=info, user_id=user_id, via=via)
+        return IssuedToken(plain, info)
+
+    def commit(self) -> None:
+        """Commit the session; a database failure rolls back and becomes a 503."""
+        try:
+            self.db.session.commit()
+        except sa.exc.DBAPIError as exc:
+            self.db.session.rollback()
+            raise errors.ServiceUnavailable("The token store is unavailable; try again shortly.") from exc
+
+    @staticmethod
+    def info(row: Any) -> TokenInfo:
+        return TokenInfo(row.id, row.user_id, row.kind, row.via, row.name, frozenset(row.scopes.split()),
+                         row.created_at, row.expires_at, row.last_used_at, row.revoked_at, row.client_id)
+
+    # -- managing ------------------------------------------------------------------
+    def get(self, token_id: str, *, user_id: Any = None, kinds: Iterable[str] | None = None) -> Any | None:
+        """The row ``token_id`` (of ``user_id``, of one of ``kinds``), or None."""
+        row = self.db.session.get(self.models.Token, token_id) if isinstance(token_id, str) else None
+        if row is None or (user_id is not None and row.user_id != user_id):
+            return None
+        if kinds is not None and row.kind not in kinds:
+            return None
+        return row
+
+    def list(self, user_id: Any = None, *, kinds: Iterable[str] = PERSONAL_KINDS,
+             include_inactive: bool = False) -> list[TokenInfo]:
+        """Credentials newest first; by default only those still usable."""
+        T = self.models.Token
+        query = sa.select(T).where(T.kind.in_(list(kinds)))
+        if user_id is not None:
+            query = query.where(T.user_id == user_id)
+        if not include_inactive:
+            query = query.where(T.revoked_at.is_(None)).where(sa.or_(T.expires_at.is_(None), T.expires_at > utcnow()))
+        rows = self.db.session.execute(query.order_by(T.created_at.desc(), T.id)).scalars()
+        return [self.info(row) for row in rows]
+
+    def revoke(self, token_ids: Iterable[str], *, user_id: Any = None, reason: str = "revoked") -> list[str]:
+        """Revoke the given credentials (of ``user_id`` when given), and
+        everything that came from them (rotations, OAuth2 families). Returns the ids revoked."""
+        T = self.models.Token
+        ids = list(token_ids)
+        if not ids:
+            return []
+        where = [T.revoked_at.is_(None)]
+        if user_id is not None:
+            where.append(T.user_id == user_id)
+        now = utcnow()
+        revoked: list[str] = []
+        session = self.db.session
+        while ids:
+            found = session.execute(
+                sa.select(T.id).where(*where).where(sa.or_(T.id.in_(ids), T.parent_id.in_(ids)))
+            ).scalars().all()
+            found = [i for i in found if i not in revoked]
+            if not found:
+                break
+            session.execute(sa.update(T).where(T.id.in_(found)).values(revoked_at=now))
+            revoked += found
+            ids = found
+        self.commit()
+        if revoked:
+            signals.token_revoked.send(self.app, token_ids=revoked, user_id=user_id, reason=reason)
+        return revoked
+
+    def revoke_all(self, user_id: Any, *, kinds: Iterable[str] = PERSONAL_KINDS, reason: str = "revoked") -> list[str]:
+        T = self.models.Token
+        ids = self.db.session.execute(
+            sa.select(T.id).where(T.user_id == user_id, T.kind.in_(list(kinds)), T.revoked_at.is_(None))
+        ).scalars().all()
+        return self.revoke(ids, user_id=user_id, reason=reason)
+
+    def rotate(self, token_id: str, *, user: Any, ip: str | None = None) -> IssuedToken:
+        """A new token with the same name, scopes and lifetime; the old one keeps
+        working for APITOKENS_ROTATION_GRACE seconds."""
+        user_id = self.users.user_id(user)
+        row = self.get(token_id, user_id=user_id, kinds=(TOKEN, KEY))
+        now = utcnow()
+        if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+            raise errors.NotFound("No such token.")
+        lifetime = None
+        if row.expires_at is not None:
+            lifetime = max(1, int((row.expires_at - row.created_at).total_seconds()))
+        issued = self.issue(user, via=row.via, kind=row.kind, name=row.name, scopes=row.scope_list,
+                            expires_in=lifetime, ip=ip, commit=False)
+        grace_end = now + dt.timedelta(seconds=self.settings["ROTATION_GRACE"])
+        if row.expires_at is None or row.expires_at > grace_end:
+            row.expires_at = grace_end
+        self.commit()
+        return issued
+
+    def purge_expired(self, *, revoked_older_than_days: int = 0) -> int:
+        """Delete expired credentials, and revoked ones older than the given age.
+        Returns how many rows went."""
+        T = self.models.Token
+        now = utcnow()
+        cutoff = now - dt.timedelta(days=revoked_older_than_days)
+        result = self.db.session.execute(
+            sa.delete(T).where(sa.or_(T.expires_at <= now, T.revoked_at <= cutoff))
+        )
+        self.commit()
+        return result.rowcount or 0
+
+    def notify_expiring(self) -> list[TokenInfo]:
+        """Send ``token_expiring`` once for each live credential that expires
+        within APITOKENS_EXPIRY_WARNING_DAYS, and remember it was sent."""
+        T = self.models.Token
+        now = utcnow()
+        horizon = now + dt.timedelta(days=self.settings["EXPIRY_WARNING_DAYS"])
+        rows = self.db.session.execute(
+            sa.select(T).where(T.revoked_at.is_(None), T.expiry_notified_at.is_(None),
+                               T.expires_at > now, T.expires_at <= horizon, T.kind.in_((TOKEN, KEY, USER_TOKEN)))
+        ).scalars().all()
+        for row in rows:
+            row.expiry_notified_at = now
+        self.commit()
+        infos = [self.info(row) for row in rows]
+        for info in infos:
+            signals.token_expiring.send(self.app, token=info, user_id=info.user_id)
+        return infos

@@ -1,0 +1,27 @@
+"""blinker signals, sent with the Flask application as sender.
+
+Receivers get keyword arguments; a token is described by a :class:`~flask_apitokens.service.TokenInfo`
+(never its secret).
+
+- ``token_issued``: ``token`` (TokenInfo), ``user_id``, ``via``.
+- ``token_used``: ``token`` (TokenInfo). Sent when the last-used time is written,
+  so at most once per token per ``APITOKENS_LAST_USED_INTERVAL``.
+- ``token_revoked``: ``token_ids`` (list), ``user_id``, ``reason``.
+- ``token_expiring``: ``token`` (TokenInfo), ``user_id``; sent once per token,
+  ``APITOKENS_EXPIRY_WARNING_DAYS`` before it expires, by ``flask apitokens notify-expiring``
+  (and by ``purge-expired``), so the host can tell the owner.
+- ``authentication_failed``: ``method`` (e.g. ``token``, ``userpass``), ``reason``
+  (a code), ``login`` (the account name tried, if any; never a password).
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+token_issued = _signals.signal("apitokens.token-issued")
+token_used = _signals.signal("apitokens.token-used")
+token_revoked = _signals.signal("apitokens.token-revoked")
+token_expiring = _signals.signal("apitokens.token-expiring")
+authentication_failed = _signals.signal("apitokens.authentication-failed")

@@ -1,0 +1,168 @@
+"""How the extension finds, checks and creates users: one small seam.
+
+:class:`UserStore` is the protocol; :class:`SQLAlchemyUserStore` is the default
+for a Flask-SQLAlchemy user model with ``username``, ``email`` and either a
+werkzeug ``password_hash`` column or a ``check_password()`` method. A host whose
+users live elsewhere passes its own store: ``init_app(app, db=db, user_model=User,
+user_store=MyStore(...))``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, Protocol, runtime_checkable
+
+import sqlalchemy as sa
+from werkzeug.security import check_password_hash, generate_password_hash
+
+
+@runtime_checkable
+class UserStore(Protocol):
+    #: A boolean column of the user table read on every token check (in the same
+    #: SQL statement), so a deactivated user is refused at once; None: every user is active.
+    active_column: sa.Column | None
+
+    def get(self, user_id: Any) -> Any | None: ...
+
+    def user_id(self, user: Any) -> Any: ...
+
+    def find_by_login(self, login: str) -> Any | None:
+        """The user whose username (or email) is ``login``."""
+
+    def find_by_email(self, email: str) -> Any | None: ...
+
+    def authenticate(self, login: str, password: str, *, by_email: bool = False) -> Any | None:
+        """The active user ``login`` (an email when ``by_email``) if ``password`` is
+        their local password, else None, taking the same time whether or not the
+        user exists."""
+
+    def is_active(self, user: Any) -> bool: ...
+
+    def create_user(self, *, username: str, email: str | None, **attributes: Any) -> Any:
+        """Make (and flush, not commit) a user with no local password."""
+
+    def update_user(self, user: Any, **attributes: Any) -> None: ...
+
+    def profile(self, user: Any) -> dict[str, Any]:
+        """``person_id``, ``username``, ``email``, ``organization``, ``is_admin``."""
+
+
+def _first_attribute(model: Any, names: tuple[str, ...]) -> str | None:
+    return next((name for name in names if hasattr(model, name)), None)
+
+
+class SQLAlchemyUserStore:
+    """The default store, for a Flask-SQLAlchemy model. Attribute names are found
+    by looking at the model, and can be given explicitly."""
+
+    def __init__(self, db: Any, user_model: Any, *, username_attr: str | None = None,
+                 email_attr: str | None = None) -> None:
+        self.db = db
+        self.model = user_model
+        table = user_model.__table__
+        self.username_attr = username_attr or _first_attribute(user_model, ("username", "name", "login"))
+        self.email_attr = email_attr or _first_attribute(user_model, ("email",))
+        if self.username_attr is None and self.email_attr is None:
+            raise RuntimeError("flask-apitokens: the user model needs a username or email attribute")
+        self.password_attr = next((n for n in ("password_hash", "password") if n in table.c), None)
+        self.admin_attr = _first_attribute(user_model, ("is_admin", "admin"))
+        self.organization_attr = _first_attribute(user_model, ("organization", "organization_name"))
+        active = next((n for n in ("active", "is_active") if n in table.c), None)
+        self.active_column = table.c[active] if active else None
+        self._active_attr = active
+        self._dummy_hash: str | None = None
+        self._hash_method: str | None = None
+
+    # -- lookups ----------------------------------------------------------------
+    def get(self, user_id: Any) -> Any | None:
+        return self.db.session.get(self.model, user_id)
+
+    def user_id(self, user: Any) -> Any:
+        return sa.inspect(user).identity[0]
+
+    def _one_by(self, attr: str | None, value: str, *, casefold: bool = False) -> Any | None:
+        if attr is None or not value:
+            return None
+        column = getattr(self.model, attr)
+        clause = sa.func.lower(column) == value.lower() if casefold else column == value
+        return self.db.session.execute(sa.select(self.model).where(clause).limit(2)).scalars().first()
+
+    def find_by_email(self, email: str) -> Any | None:
+        return self._one_by(self.email_attr, email, casefold=True)
+
+    def find_by_login(self, login: str) -> Any | None:
+        user = self._one_by(self.username_attr, login)
+        if user is None and "@" in login:
+            user = self.find_by_email(login)
+        return user
+
+    # -- passwords --------------------------------------------------------------
+    def _dummy(self) -> str:
+        """A hash of a random password, made with the method of the real hashes
+        seen so far, so a check against it costs what a real check costs."""
+        if self._dummy_hash is None:
+            method = {"method": self._hash_method} if self._hash_method else {}
+            self._dummy_hash = generate_password_hash(secrets.token_urlsafe(16), **method)
+        return self._dummy_hash
+
+    def _note_method(self, stored: str) -> None:
+        method = stored.split("$", 1)[0]
+        if method != self._hash_method and method.startswith(("scrypt", "pbkdf2")):
+            self._hash_method, self._dummy_hash = method, None
+
+    def check_password(self, user: Any, password: str) -> bool:
+        """True if ``password`` is the user's local password. A user with no local
+        password (made by LDAP or a provider) has none that matches."""
+        if hasattr(user, "check_password") and not self.password_attr:
+            return bool(user.check_password(password))
+        stored = getattr(user, self.password_attr, None) if self.password_attr else None
+        if not stored:
+            check_password_hash(self._dummy(), password)  # same time as a real check
+            return False
+        self._note_method(stored)
+        if hasattr(user, "check_password"):
+            return bool(user.check_password(password))
+        return check_password_hash(stored, password)
+
+    def authenticate(self, login: str, password: str, *, by_email: bool = False) -> Any | None:
+        find = self.find_by_email if by_email else self.find_by_login
+        user = find(login) if login else None
+        if user is None:
+            check_password_hash(self._dummy(), password)  # no user enumeration by timing
+            return None
+        if not self.check_password(user, password) or not self.is_active(user):
+            return None
+        return user
+
+    # -- attributes ---------------------------------------------------------------
+    def is_active(self, user: Any) -> bool:
+        if self._active_attr:
+            return bool(getattr(user, self._active_attr))
+        return bool(getattr(user, "is_active", True))
+
+    def create_user(self, *, username: str, email: str | None, **attributes: Any) -> Any:
+        values = dict(attributes)
+        if self.username_attr:
+            values[self.username_attr] = username
+        if self.email_attr:
+            values[self.email_attr] = email
+        user = self.model(**{k: v for k, v in values.items() if hasattr(self.model, k)})
+        self.db.session.add(user)
+        self.db.session.flush()
+        return user
+
+    def update_user(self, user: Any, **attributes: Any) -> None:
+        for key, value in attributes.items():
+            if key == "is_admin" and self.admin_attr:
+                key = self.admin_attr
+            if hasattr(self.model, key):
+                setattr(user, key, value)
+
+    def profile(self, user: Any) -> dict[str, Any]:
+        return {
+            "person_id": self.user_id(user),
+            "username": getattr(user, self.username_attr) if self.username_attr else None,
+            "email": getattr(user, self.email_attr) if self.email_attr else None,
+            "organization": getattr(user, self.organization_attr, None) if self.organization_attr else None,
+            "is_admin": bool(getattr(user, self.admin_attr, False)) if self.admin_attr else False,
+        }

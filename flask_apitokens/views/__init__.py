@@ -1,0 +1,1 @@
+"""The Flask layer: JSON routes (api.py) and, later, the token page (ui.py)."""

@@ -1,0 +1,74 @@
+"""The JSON blueprint: the issuing methods' routes, ``/me`` and token management."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from flask_login import current_user
+
+from .. import errors
+from ..config import Settings
+from ..credentials import get_current_token, state
+from ..decorators import require_credential
+from .common import json_blueprint, token_response
+
+#: Modules under ``flask_apitokens.methods`` whose routes live on this blueprint.
+METHODS = ("session", "userpass", "exchange")
+
+_TOKENS_SCOPE = frozenset(("tokens",))
+
+
+def _caller(scopes: frozenset[str] = frozenset()) -> tuple[Any, Any]:
+    """(user, token info or None) for a session or a credential with ``scopes``."""
+    require_credential(scopes, allow_session=True)
+    info = get_current_token()
+    user = state().users.get(info.user_id) if info is not None else current_user._get_current_object()
+    if user is None:
+        raise errors.InvalidToken()
+    return user, info
+
+
+def me() -> Response:
+    user, info = _caller()
+    body = state().users.profile(user)
+    body["token"] = info.to_json() if info is not None else None
+    return jsonify(body)
+
+
+def list_tokens() -> Response:
+    user, _ = _caller(_TOKENS_SCOPE)
+    tokens = state().service.list(state().users.user_id(user))
+    return jsonify(tokens=[info.to_json() for info in tokens])
+
+
+def revoke_token(token_id: str) -> Response:
+    user, _ = _caller(_TOKENS_SCOPE)
+    revoked = state().service.revoke([token_id], user_id=state().users.user_id(user))
+    if not revoked:
+        raise errors.NotFound("No such token.", code="token_not_found")
+    return jsonify(revoked=revoked)
+
+
+def revoke_all_tokens() -> Response:
+    user, _ = _caller(_TOKENS_SCOPE)
+    return jsonify(revoked=state().service.revoke_all(state().users.user_id(user), reason="logout_everywhere"))
+
+
+def rotate_token(token_id: str) -> Response:
+    user, _ = _caller(_TOKENS_SCOPE)
+    issued = state().service.rotate(token_id, user=user, ip=request.remote_addr)
+    return token_response(issued, id=issued.info.id, replaces=token_id)
+
+
+def create_blueprint(settings: Settings) -> Blueprint:
+    blueprint = json_blueprint("apitokens_api", __name__)
+    for name in METHODS:
+        importlib.import_module(f"..methods.{name}", __package__).register(blueprint, settings)
+    blueprint.add_url_rule("/me", "me", me)
+    blueprint.add_url_rule("/tokens", "list_tokens", list_tokens)
+    blueprint.add_url_rule("/tokens", "revoke_all_tokens", revoke_all_tokens, methods=["DELETE"])
+    blueprint.add_url_rule("/tokens/<token_id>", "revoke_token", revoke_token, methods=["DELETE"])
+    blueprint.add_url_rule("/tokens/<token_id>/rotate", "rotate_token", rotate_token, methods=["POST"])
+    return blueprint

@@ -1,0 +1,125 @@
+"""What every JSON blueprint of the extension shares: reading bodies within
+limits, and turning every error into ``{"error", "message"}`` JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from .. import errors
+from ..credentials import state
+
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def read_body(*, form: bool = True) -> dict[str, Any]:
+    """The request body as a dict: JSON (an object), or a form when ``form``.
+    An empty body is ``{}``. Raises 400 for a body that does not parse, 415 for
+    another content type, 413 (before reading) for one over the size limit."""
+    limit = state().settings["MAX_BODY_SIZE"]
+    if request.content_length is not None and request.content_length > limit:
+        raise errors.PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+    mimetype = request.mimetype
+    if form and mimetype in _FORM_TYPES:
+        return {key: request.form.get(key) for key in request.form}
+    data = request.get_data(cache=True)
+    if not data:
+        return {}
+    if mimetype != "application/json" and not mimetype.endswith("+json") and mimetype:
+        raise errors.UnsupportedMediaType(
+            "Send a JSON body (Content-Type: application/json)" + (" or a form." if form else ".")
+        )
+    try:
+        body = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise errors.BadRequest(
+            "The body is not valid JSON. (Strings and names need double quotes, not single quotes.)",
+            code="invalid_json",
+        ) from None
+    if not isinstance(body, dict):
+        raise errors.BadRequest("The JSON body must be an object.", code="invalid_json")
+    return body
+
+
+def text_field(body: dict[str, Any], name: str, *, required: bool = True, max_length: int = 1024) -> str:
+    """A string field of ``body``; 400 naming the field when it is missing or not text."""
+    value = body.get(name)
+    if value is None or value == "":
+        if required:
+            raise errors.BadRequest(f"The field {name!r} is required.", code="missing_field")
+        return ""
+    if not isinstance(value, str) or len(value) > max_length or "\x00" in value:
+        raise errors.BadRequest(f"The field {name!r} must be text of at most {max_length} characters.",
+                                code="invalid_field")
+    return value
+
+
+def scopes_field(body: dict[str, Any]) -> list[str]:
+    """``scopes`` as a list of names: a JSON list, or a space-separated string."""
+    value = body.get("scopes", body.get("scope"))
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return value.split()
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return value
+    raise errors.BadRequest("scopes must be a list of scope names.", code="invalid_field")
+
+
+def expires_in_field(body: dict[str, Any]) -> Any:
+    """``expires_in`` as whole seconds; absent means the method's default."""
+    from ..service import DEFAULT
+
+    value = body.get("expires_in")
+    if value is None or value == "":
+        return DEFAULT
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value > 100 * 365 * 86400:
+        raise errors.BadRequest("expires_in must be a positive whole number of seconds.", code="invalid_field")
+    return value
+
+
+def _http_error(error: HTTPException) -> Response:
+    response = jsonify(error=(error.name or "error").lower().replace(" ", "_"), message=error.description)
+    response.status_code = error.code or 500
+    if error.code == 405 and error.get_headers():
+        response.headers.update({k: v for k, v in error.get_headers() if k == "Allow"})
+    return response
+
+
+def _database_error(error: sa.exc.SQLAlchemyError) -> Response:
+    state().db.session.rollback()
+    current_app.logger.warning("flask-apitokens: database error: %s", type(error).__name__)
+    return errors.ServiceUnavailable("The token store is unavailable; try again shortly.").response()
+
+
+def _limit_body() -> None:
+    # Also stops a chunked body without Content-Length from being read past the limit.
+    request.max_content_length = state().settings["MAX_BODY_SIZE"]
+
+
+def json_blueprint(name: str, import_name: str, **options: Any) -> Blueprint:
+    """A blueprint whose every error is JSON and whose bodies are size-limited."""
+    blueprint = Blueprint(name, import_name, **options)
+    blueprint.before_request(_limit_body)
+    blueprint.register_error_handler(errors.APITokensError, errors.handle)
+    blueprint.register_error_handler(HTTPException, _http_error)
+    blueprint.register_error_handler(sa.exc.OperationalError, _database_error)
+    blueprint.register_error_handler(sa.exc.InterfaceError, _database_error)
+    return blueprint
+
+
+def token_response(issued: Any, status: int = 200, **extra: Any) -> Response:
+    """``{"token", "expiresOn"}`` (plus ``extra``), never cached."""
+    from ..service import iso
+
+    response = jsonify(token=issued.token, expiresOn=iso(issued.info.expires_at), **extra)
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set up and run the demo site on http://127.0.0.1:5000 (SQLite in instance/).
+# Log in as demo / demo-password (made on the first run; an administrator).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[all]' 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/flask --app example_app create-user demo --email demo@example.com --password demo-password \
+  --admin --organization "Demo Org" --if-missing
+exec .venv/bin/flask --app example_app run "$@"
