@@ -62,12 +62,12 @@ class APITokens:
         models = build_models(db, user_model)
         users = user_store if user_store is not None else SQLAlchemyUserStore(db, user_model)
         service = TokenService(app, db, models, users, loaded)
-        app.extensions["apitokens"] = State(app, db, models, users, loaded, service)
+        state = app.extensions["apitokens"] = State(app, db, models, users, loaded, service)
 
         from .cli import apitokens_cli
         from .views import api
 
-        app.register_blueprint(api.create_blueprint(loaded), url_prefix=loaded["URL_PREFIX"])
+        app.register_blueprint(api.create_blueprint(state), url_prefix=loaded["URL_PREFIX"])
         app.register_error_handler(errors.APITokensError, errors.handle)
         app.cli.add_command(apitokens_cli)
         self._hook_login_manager(app)

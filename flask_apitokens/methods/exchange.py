@@ -7,12 +7,16 @@ password. ``APITOKENS_PASSWORD_EXCHANGE = False`` removes the route (404).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import Blueprint, Response, request
 
-from ..config import Settings
 from ..credentials import state
 from ..views.common import expires_in_field, read_body, scopes_field, text_field, token_response
 from .userpass import check_password_login
+
+if TYPE_CHECKING:
+    from ..extension import State
 
 
 def exchange_password() -> Response:
@@ -27,6 +31,6 @@ def exchange_password() -> Response:
     return token_response(issued, person_id=issued.info.user_id)
 
 
-def register(blueprint: Blueprint, settings: Settings) -> None:
-    if settings["PASSWORD_EXCHANGE"]:
+def register(blueprint: Blueprint, state: State) -> None:
+    if state.settings["PASSWORD_EXCHANGE"]:
         blueprint.add_url_rule("/api_tokens", "password_exchange", exchange_password, methods=["POST"])

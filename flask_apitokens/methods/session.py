@@ -3,16 +3,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, request
 from flask_login import current_user
 
 from .. import errors
-from ..config import Settings
 from ..credentials import authenticate_request, state
 from ..views.common import expires_in_field, read_body, scopes_field, text_field, token_response
+
+if TYPE_CHECKING:
+    from ..extension import State
 
 
 def is_cross_site(trusted: list[str]) -> bool:
@@ -54,6 +56,6 @@ def create_session_token() -> Response:
     return token_response(issued)
 
 
-def register(blueprint: Blueprint, settings: Settings) -> None:
-    if settings["SESSION_TOKENS"]:
+def register(blueprint: Blueprint, state: State) -> None:
+    if state.settings["SESSION_TOKENS"]:
         blueprint.add_url_rule("/token", "session_token", create_session_token, methods=["POST"])

@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import Blueprint, Response, request
 
 from .. import errors, signals
-from ..config import Settings
 from ..credentials import state
 from ..views.common import expires_in_field, read_body, scopes_field, text_field, token_response
+
+if TYPE_CHECKING:
+    from ..extension import State
 
 
 def check_password_login(login: str, password: str, *, method: str, by_email: bool = False):  # noqa: ANN201
@@ -33,6 +37,6 @@ def authenticate_userpass() -> Response:
     return token_response(issued)
 
 
-def register(blueprint: Blueprint, settings: Settings) -> None:
-    if settings["USERPASS"]:
+def register(blueprint: Blueprint, state: State) -> None:
+    if state.settings["USERPASS"]:
         blueprint.add_url_rule("/authenticate/userpass", "userpass", authenticate_userpass, methods=["POST"])

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, jsonify, request
 from flask_login import current_user
 
 from .. import errors
-from ..config import Settings
 from ..credentials import get_current_token, state
 from ..decorators import require_credential
 from .common import json_blueprint, token_response
+
+if TYPE_CHECKING:
+    from ..extension import State
 
 #: Modules under ``flask_apitokens.methods`` whose routes live on this blueprint.
 METHODS = ("session", "userpass", "exchange")
@@ -62,10 +64,10 @@ def rotate_token(token_id: str) -> Response:
     return token_response(issued, id=issued.info.id, replaces=token_id)
 
 
-def create_blueprint(settings: Settings) -> Blueprint:
+def create_blueprint(state: State) -> Blueprint:
     blueprint = json_blueprint("apitokens_api", __name__)
     for name in METHODS:
-        importlib.import_module(f"..methods.{name}", __package__).register(blueprint, settings)
+        importlib.import_module(f"..methods.{name}", __package__).register(blueprint, state)
     blueprint.add_url_rule("/me", "me", me)
     blueprint.add_url_rule("/tokens", "list_tokens", list_tokens)
     blueprint.add_url_rule("/tokens", "revoke_all_tokens", revoke_all_tokens, methods=["DELETE"])
