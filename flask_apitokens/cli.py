@@ -42,7 +42,8 @@ def print_issued(issued: IssuedToken, as_json: bool, secret_field: str = "token"
     click.echo("Copy it now: it is not stored and will not be shown again.", err=True)
 
 
-def issue_from_cli(user_name: str | None, kind: str, name: str, scopes: tuple[str, ...], expires_in: int | None) -> IssuedToken:
+def issue_from_cli(user_name: str | None, kind: str, name: str, scopes: tuple[str, ...],
+                   expires_in: int | None) -> IssuedToken:
     user = find_user(user_name)
     try:
         return _state().service.issue(user, via="cli", kind=kind, name=name, scopes=scopes,
@@ -67,7 +68,8 @@ def apitokens_cli() -> None:
 @click.option("--expires-in", type=click.IntRange(min=1), help="Seconds until it expires.")
 @json_option
 @with_appcontext
-def create_token(user_name: str | None, name: str, scopes: tuple[str, ...], expires_in: int | None, as_json: bool) -> None:
+def create_token(user_name: str | None, name: str, scopes: tuple[str, ...], expires_in: int | None,
+                 as_json: bool) -> None:
     """Make an API token for a user and print it once."""
     print_issued(issue_from_cli(user_name, "token", name, scopes, expires_in), as_json)
 
@@ -79,7 +81,8 @@ def create_token(user_name: str | None, name: str, scopes: tuple[str, ...], expi
 @click.option("--expires-in", type=click.IntRange(min=1), help="Seconds until it expires (default: never).")
 @json_option
 @with_appcontext
-def create_key(user_name: str | None, name: str, scopes: tuple[str, ...], expires_in: int | None, as_json: bool) -> None:
+def create_key(user_name: str | None, name: str, scopes: tuple[str, ...], expires_in: int | None,
+               as_json: bool) -> None:
     """Make an API key (sent as ``Authorization: key ...``) and print it once."""
     print_issued(issue_from_cli(user_name, KEY, name, scopes, expires_in), as_json, secret_field="key")
 
