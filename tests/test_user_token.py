@@ -229,6 +229,7 @@ def malformed_tokens(app: Flask, token: str) -> dict[str, str]:
         "no jti": resign(app, token, jti=None),
         "jti not text": resign(app, token, jti=12),
         "exp not a number": resign(app, token, exp="tomorrow"),
+        "exp beyond any date": resign(app, token, exp=10**20),
         "payload not an object": f"{header}.{b64url(b'[1,2]')}.{signature}",
     }
 

@@ -44,6 +44,8 @@ EXPIRE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 MAX_LOGIN_LENGTH, MAX_PASSWORD_LENGTH = 320, 1024
 #: Seconds of clock difference allowed between the processes that sign and verify.
 LEEWAY = 30
+#: 9999-12-31 23:59:59 UTC: a later ``exp`` is not a date.
+MAX_TIMESTAMP = 253402300799
 
 
 class UserTokenClaims(jwt.JWTClaimsRegistry):
@@ -57,10 +59,11 @@ class UserTokenClaims(jwt.JWTClaimsRegistry):
         self.check_expiry = check_expiry
 
     def validate_exp(self, value: object) -> None:
+        # Whole seconds within what a date can hold (we only ever sign those).
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < MAX_TIMESTAMP:
+            raise InvalidClaimError("exp", "Claim 'exp' must be a NumericDate value")
         if self.check_expiry:
             super().validate_exp(value)
-        elif isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidClaimError("exp", "Claim 'exp' must be a NumericDate value")
 
 
 _CHECKED, _UNCHECKED = UserTokenClaims(), UserTokenClaims(check_expiry=False)
