@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from joserfc import jwt
 from joserfc.jwk import OctKey, RSAKey
@@ -357,3 +358,23 @@ def test_secret_key_fallbacks_are_followed(make_app: Callable[..., Flask]) -> No
     app = make_app(SECRET_KEY="the new secret key, long", SECRET_KEY_FALLBACKS=["the old secret key, long"])
     with app.app_context():
         assert app.test_client().get("/plain", headers=bearer(token)).status_code == 200
+
+
+def test_bearer_check_is_one_sql_statement_and_a_forged_jwt_none(app: Flask, client: Any, user: Any) -> None:
+    token = create(client)
+    forged = jwt.encode({"alg": "HS256"}, decode(app, token).claims, OctKey.import_key(OTHER_KEY))
+    assert client.get("/plain", headers=bearer(token)).status_code == 200  # writes last-used once
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        assert client.get("/plain", headers=bearer(token)).status_code == 200
+        assert len(statements) == 1 and statements[0].lstrip().upper().startswith("SELECT")
+        statements.clear()
+        assert client.get("/plain", headers=bearer(forged)).status_code == 401
+        assert statements == []
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", count)

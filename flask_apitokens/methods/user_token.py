@@ -50,8 +50,8 @@ MAX_TIMESTAMP = 253402300799
 
 class UserTokenClaims(jwt.JWTClaimsRegistry):
     """The claims every JWT of ours carries (``exp`` too, unless user-tokens
-    never expire); ``exp`` is only checked for being a number when
-    ``check_expiry`` is off (the info route says "expired" itself)."""
+    never expire). ``exp`` must be whole seconds; whether it has passed is only
+    checked with ``check_expiry`` (the info route says "expired" itself)."""
 
     def __init__(self, *, check_expiry: bool = True) -> None:
         super().__init__(leeway=LEEWAY, iat={"essential": True}, jti={"essential": True},
