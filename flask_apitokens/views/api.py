@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ..extension import State
 
 #: Modules under ``flask_apitokens.methods`` whose routes live on this blueprint.
-METHODS = ("session", "userpass", "exchange")
+METHODS = ("session", "userpass", "exchange", "ldap")
 
 _TOKENS_SCOPE = frozenset(("tokens",))
 
