@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -294,6 +297,24 @@ def test_route_is_absent_without_ldap_host(make_app: Callable[..., Flask]) -> No
         response = app.test_client().post(URL, data={"username": "dora", "password": USER_PASSWORD})
         assert response.status_code == 404
         assert not hasattr(app, "ldap3_login_manager")
+
+
+def test_extension_works_without_flask_ldap3_login() -> None:
+    # The "ldap" extra is optional: without it, no route; with LDAP_HOST set, a clear error.
+    script = (
+        "import sys; sys.modules['ldap3'] = sys.modules['flask_ldap3_login'] = None\n"
+        "from tests import hostapp\n"
+        "app = hostapp.create_app('sqlite://')\n"
+        "assert '/api/authenticate/ldap' not in {r.rule for r in app.url_map.iter_rules()}\n"
+        "try:\n"
+        "    hostapp.create_app('sqlite://', LDAP_HOST='127.0.0.1')\n"
+        "except RuntimeError as error:\n"
+        "    print(error)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr
+    assert "flask-ldap3-login is not installed" in done.stdout
 
 
 def test_user_attributes_never_include_the_password_hash(ldap_app: Callable[..., Flask]) -> None:

@@ -15,24 +15,24 @@ a receive timeout.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import ldap3
 import sqlalchemy as sa
 from flask import Blueprint, Flask, Response, current_app, request
-from flask_ldap3_login import AuthenticationResponse, AuthenticationResponseStatus, LDAP3LoginManager
-from ldap3.core import exceptions as ldap_errors
-from ldap3.utils.dn import parse_dn
 
 from .. import errors, signals
 from ..credentials import state
 from ..views.common import expires_in_field, read_body, scopes_field, text_field, token_response
 
 if TYPE_CHECKING:
+    # flask-ldap3-login and ldap3 are the optional "ldap" extra: imported only when LDAP is configured.
+    from flask_ldap3_login import AuthenticationResponse, LDAP3LoginManager
+
     from ..extension import State
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ USER_ATTRIBUTES = ("uid", "mail", "cn", "displayName", *STABLE_ID_ATTRIBUTES)
 #: flask-ldap3-login settings this extension chooses differently from the
 #: library's defaults (a host's own values win).
 LDAP_DEFAULTS: dict[str, Any] = {
-    # The extension builds its own server, with timeouts (see _TimedLoginManager).
+    # The extension builds its own server, with timeouts (see _manager_class).
     "LDAP_ADD_SERVER": False,
     # A direct bind pastes the login name into a DN unescaped; a search escapes it.
     "LDAP_ALWAYS_SEARCH_BIND": True,
@@ -62,44 +62,48 @@ LDAP_DEFAULTS: dict[str, Any] = {
     "LDAP_GET_GROUP_ATTRIBUTES": ["cn"],
 }
 
-#: Results of the user's bind that mean "these credentials are not accepted".
-_REFUSED = (
-    ldap_errors.LDAPInvalidCredentialsResult,
-    ldap_errors.LDAPInappropriateAuthenticationResult,
-    ldap_errors.LDAPUnwillingToPerformResult,
-)
 
+@functools.cache
+def _manager_class() -> type[LDAP3LoginManager]:
+    from flask_ldap3_login import LDAP3LoginManager
 
-class _TimedLoginManager(LDAP3LoginManager):
-    """flask-ldap3-login's manager, with a receive timeout on every connection."""
+    class TimedLoginManager(LDAP3LoginManager):  # type: ignore[misc]
+        """flask-ldap3-login's manager, with a receive timeout on every connection."""
 
-    #: Whole seconds: ldap3 packs the receive timeout into SO_RCVTIMEO as an integer.
-    timeout: int = 5
+        #: Whole seconds: ldap3 packs the receive timeout into SO_RCVTIMEO as an integer.
+        timeout: int = 5
 
-    def _make_connection(self, *args: Any, **kwargs: Any) -> ldap3.Connection:
-        kwargs.setdefault("receive_timeout", self.timeout)
-        return super()._make_connection(*args, **kwargs)
+        def _make_connection(self, *args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("receive_timeout", self.timeout)
+            return super()._make_connection(*args, **kwargs)
 
-    def authenticate(self, username: str, password: str) -> AuthenticationResponse:
-        # ldap3 skips an address that refused a connection for 5 s
-        # (RESET_AVAILABILITY_TIMEOUT); ask again on every login instead.
-        for server in current_app.ldap3_login_manager_server_pool.servers:
-            server.reset_availability()
-        return super().authenticate(username, password)
+        def authenticate(self, username: str, password: str) -> AuthenticationResponse:
+            # ldap3 skips an address that refused a connection for 5 s
+            # (RESET_AVAILABILITY_TIMEOUT); ask again on every login instead.
+            for server in current_app.ldap3_login_manager_server_pool.servers:  # type: ignore[attr-defined]
+                server.reset_availability()
+            return super().authenticate(username, password)
 
-    def destroy_connection(self, connection: ldap3.Connection) -> None:
-        try:
-            super().destroy_connection(connection)
-        finally:
-            # ldap3 keeps, unclosed, the socket of a connection that never opened.
-            leftover = getattr(connection, "socket", None)
-            if leftover is not None:
-                leftover.close()
+        def destroy_connection(self, connection: Any) -> None:
+            try:
+                super().destroy_connection(connection)
+            finally:
+                # ldap3 keeps, unclosed, the socket of a connection that never opened.
+                leftover = getattr(connection, "socket", None)
+                if leftover is not None:
+                    leftover.close()
+
+    return TimedLoginManager
 
 
 def setup_manager(app: Flask, *, timeout: float, search_groups: bool) -> LDAP3LoginManager:
     """Set up flask-ldap3-login on ``app`` (or reuse the host's manager as it is).
     Groups are searched when ``search_groups`` (a group mapping is configured)."""
+    try:
+        import ldap3
+    except ImportError:
+        raise RuntimeError("flask-apitokens: LDAP_HOST is set but flask-ldap3-login is not installed "
+                           "(pip install 'flask-apitokens[ldap]')") from None
     existing = getattr(app, "ldap3_login_manager", None)
     if existing is not None:
         return existing  # type: ignore[no-any-return]
@@ -107,7 +111,7 @@ def setup_manager(app: Flask, *, timeout: float, search_groups: bool) -> LDAP3Lo
         app.config.setdefault(key, value)
     app.config.setdefault("LDAP_SEARCH_FOR_GROUPS", search_groups)
 
-    manager = _TimedLoginManager()
+    manager = _manager_class()()
     manager.timeout = max(1, math.ceil(timeout))
     manager.init_app(app)
     server = ldap3.Server(
@@ -116,7 +120,8 @@ def setup_manager(app: Flask, *, timeout: float, search_groups: bool) -> LDAP3Lo
     )
     # The manager's pool checks servers and sleeps 10 s after a failed round;
     # a plain pool tries the server once and fails within connect_timeout.
-    app.ldap3_login_manager_server_pool = ldap3.ServerPool([server], ldap3.FIRST, active=False, exhaust=False)
+    pool = ldap3.ServerPool([server], ldap3.FIRST, active=False, exhaust=False)
+    app.ldap3_login_manager_server_pool = pool  # type: ignore[attr-defined]
     return manager
 
 
@@ -142,9 +147,12 @@ def stable_id(info: dict[str, Any]) -> str | None:
 
 def normal_dn(dn: str) -> str:
     """A DN in one spelling (lower case, no spaces around separators), to compare group DNs."""
+    from ldap3.core.exceptions import LDAPException
+    from ldap3.utils.dn import parse_dn
+
     try:
         return ",".join(f"{attr.lower()}={value.lower()}" for attr, value, _ in parse_dn(dn, escape=True, strip=True))
-    except (ldap_errors.LDAPException, ValueError):
+    except (LDAPException, ValueError):
         return dn.strip().lower()
 
 
@@ -197,15 +205,21 @@ def _unavailable(error: BaseException) -> errors.LDAPUnavailable:
 def bind(app: Flask, username: str, password: str) -> AuthenticationResponse | None:
     """The directory's answer for a successful bind, None for refused
     credentials; raises 503 when the directory cannot be asked."""
+    from flask_ldap3_login import AuthenticationResponseStatus
+    from ldap3.core import exceptions as ldap_errors
+
     if not _usable(username, control=False) or not _usable(password):
         return None
     try:
-        result = app.ldap3_login_manager.authenticate(username, password)
+        result = app.ldap3_login_manager.authenticate(username, password)  # type: ignore[attr-defined]
     except ldap_errors.LDAPException as exc:  # raised outside the library's own try blocks
         raise _unavailable(exc) from None
     if result.status == AuthenticationResponseStatus.success:
         return result
-    if result.exception is not None and not isinstance(result.exception, _REFUSED):
+    # Results of the user's bind that mean "these credentials are not accepted".
+    refused = (ldap_errors.LDAPInvalidCredentialsResult, ldap_errors.LDAPInappropriateAuthenticationResult,
+               ldap_errors.LDAPUnwillingToPerformResult)
+    if result.exception is not None and not isinstance(result.exception, refused):
         raise _unavailable(result.exception)
     return None
 
