@@ -7,15 +7,19 @@ import logging
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import sqlalchemy as sa
 from flask import Flask
+from werkzeug.serving import make_server
 
 from flask_apitokens.methods.ldap import bind
 from tests.conftest import auth, token_rows
@@ -150,6 +154,37 @@ def test_mail_name_and_dn_changes_keep_the_same_user(ldap_app: Callable[..., Fla
     assert link.email == f"{uid}@new.example.org"
     assert {row.user_id for row in token_rows(app)} == {user.id}
     assert login(app, uid).status_code == 401  # the old login name is gone from the directory
+
+
+def test_concurrent_first_logins_make_one_user(ldap_app: Callable[..., Flask], slapd: Slapd,  # noqa: F811
+                                               database_url: str) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("concurrent writers need PostgreSQL (SQLite serialises them with 'database is locked')")
+    app = ldap_app()
+    uid = unique("cora")
+    slapd.add_person(uid, "Cora Concurrent", f"{uid}@example.org")
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}{URL}"
+        barrier = threading.Barrier(6)
+
+        def one_login(_: int) -> int:
+            barrier.wait()
+            return requests.post(url, data={"username": uid, "password": USER_PASSWORD}, timeout=30).status_code
+
+        with ThreadPoolExecutor(6) as pool:
+            statuses = list(pool.map(one_login, range(6)))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert statuses == [200] * 6
+    [user] = users()
+    assert user.username == uid
+    assert len(identities(app)) == 1
+    assert len(token_rows(app)) == 6
 
 
 # -- refusals ---------------------------------------------------------------------------

@@ -263,30 +263,46 @@ def _conflict() -> errors.AccountConflict:
     )
 
 
-def find_or_create_user(entry: DirectoryUser) -> Any:
-    """The local user linked to ``entry``, updated from it; made on the first login."""
-    st = state()
-    users, db, Identity = st.users, st.db, st.models.Identity
-    link = db.session.execute(
+def _find_link(entry: DirectoryUser) -> Any | None:
+    Identity = state().models.Identity
+    return state().db.session.execute(
         sa.select(Identity).where(Identity.provider == PROVIDER, Identity.subject == entry.subject)
     ).scalar_one_or_none()
-    admin = _is_admin(entry)
-    if link is None:
-        # An existing local account is never taken over by a directory entry of the same name.
-        if users.find_by_login(entry.username) is not None or (entry.email and users.find_by_email(entry.email)):
-            raise _conflict()
-        try:
-            user = users.create_user(username=entry.username, email=entry.email, display_name=entry.display_name)
-            db.session.add(Identity(user_id=users.user_id(user), provider=PROVIDER, subject=entry.subject,
-                                    email=entry.email))
-            if admin is not None:
-                users.update_user(user, is_admin=admin)
-            db.session.flush()
-        except sa.exc.IntegrityError:
-            db.session.rollback()  # a concurrent first login, or a name taken meanwhile
-            raise _conflict() from None
-        return user
 
+
+def find_or_create_user(entry: DirectoryUser) -> Any:
+    """The local user linked to ``entry``, updated from it; made on the first login."""
+    link = _find_link(entry)
+    if link is None:
+        try:
+            return _create_linked_user(entry)
+        except (sa.exc.IntegrityError, errors.AccountConflict):
+            state().db.session.rollback()
+            # A concurrent first login of the same entry may have just made the link.
+            link = _find_link(entry)
+            if link is None:
+                raise _conflict() from None
+    return _update_linked_user(link, entry)
+
+
+def _create_linked_user(entry: DirectoryUser) -> Any:
+    st = state()
+    users = st.users
+    # An existing local account is never taken over by a directory entry of the same name.
+    if users.find_by_login(entry.username) is not None or (entry.email and users.find_by_email(entry.email)):
+        raise _conflict()
+    user = users.create_user(username=entry.username, email=entry.email, display_name=entry.display_name)
+    st.db.session.add(st.models.Identity(user_id=users.user_id(user), provider=PROVIDER, subject=entry.subject,
+                                         email=entry.email))
+    admin = _is_admin(entry)
+    if admin is not None:
+        users.update_user(user, is_admin=admin)
+    st.db.session.flush()
+    return user
+
+
+def _update_linked_user(link: Any, entry: DirectoryUser) -> Any:
+    users = state().users
     user = users.get(link.user_id)
     if user is None:
         raise errors.InvalidCredentials()
@@ -299,6 +315,7 @@ def find_or_create_user(entry: DirectoryUser) -> Any:
         else:
             log.warning("flask-apitokens: LDAP user %s: new email belongs to another account; kept the old one",
                         users.user_id(user))
+    admin = _is_admin(entry)
     if admin is not None:
         changes["is_admin"] = admin
     users.update_user(user, **changes)
