@@ -299,6 +299,7 @@ def test_requested_scopes_must_be_granted_by_the_groups(ldap_app: Callable[..., 
     count = len(token_rows(app))
     refused = login(app, "dora", scopes="reports:read reports:write")
     assert (refused.status_code, refused.get_json()["error"]) == (403, "insufficient_scope")
+    assert refused.get_json()["message"] == "Your directory groups do not grant the scope 'reports:write'."
     unknown = login(app, "dora", scopes="reports:delete")
     assert (unknown.status_code, unknown.get_json()["error"]) == (400, "invalid_scope")
     assert len(token_rows(app)) == count
@@ -332,6 +333,18 @@ def test_route_is_absent_without_ldap_host(make_app: Callable[..., Flask]) -> No
         response = app.test_client().post(URL, data={"username": "dora", "password": USER_PASSWORD})
         assert response.status_code == 404
         assert not hasattr(app, "ldap3_login_manager")
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("APITOKENS_LDAP_GROUP_SCOPES", {DEVELOPERS: ["reports:delete"]}, "undeclared scope 'reports:delete'"),
+    ("APITOKENS_LDAP_GROUP_SCOPES", {DEVELOPERS: "reports:read"}, "expected group DN -> list of scopes"),
+    ("APITOKENS_LDAP_ADMIN_GROUPS", [1], "expected a list of group DNs"),
+])
+def test_bad_group_settings_stop_the_app(make_app: Callable[..., Flask], slapd: Slapd,  # noqa: F811
+                                         key: str, value: Any, message: str) -> None:
+    with pytest.raises(RuntimeError, match=message) as raised:
+        make_app(**slapd.config, **{key: value})
+    assert key in str(raised.value)
 
 
 def test_extension_works_without_flask_ldap3_login() -> None:

@@ -240,14 +240,15 @@ def token_scopes(requested: list[str], entry: DirectoryUser) -> list[str]:
     every scope the user's groups grant when none is asked for, else what was
     asked for, each of which the groups (or the built-in ``tokens``) must grant."""
     mapping = state().settings["LDAP_GROUP_SCOPES"]
-    service = state().service
-    service.check_scopes(requested)  # 400 for an undeclared scope, before anything else
     if not mapping:
         return requested
     allowed = group_scopes(entry.groups, mapping)
     if not requested:
-        return service.check_scopes(allowed)
-    return service.check_scopes(requested, within=allowed | {"tokens"})
+        return sorted(allowed)
+    denied = sorted(set(requested) - allowed - {"tokens"})
+    if denied:
+        raise errors.InsufficientScope(f"Your directory groups do not grant the scope {denied[0]!r}.")
+    return requested
 
 
 def _is_admin(entry: DirectoryUser) -> bool | None:
@@ -340,7 +341,7 @@ def authenticate_ldap() -> Response:
         password = text_field(body, "password", max_length=1024)
     if len(username) > 320 or len(password) > 1024:
         raise _fail(username[:320])
-    requested = scopes_field(body)
+    requested = state().service.check_scopes(scopes_field(body))  # 400 for an undeclared scope
     name = text_field(body, "name", required=False, max_length=200)
     expires_in = expires_in_field(body)
     app = state().app
@@ -358,10 +359,27 @@ def authenticate_ldap() -> Response:
     return token_response(issued)
 
 
+def check_group_settings(state: State) -> None:
+    """Group mappings name declared scopes and DNs, or the app does not start."""
+    declared = state.settings.scopes
+    for dn, scopes in state.settings["LDAP_GROUP_SCOPES"].items():
+        if not isinstance(dn, str) or not isinstance(scopes, (list, tuple)) or not all(
+                isinstance(scope, str) for scope in scopes):
+            raise RuntimeError(f"flask-apitokens: APITOKENS_LDAP_GROUP_SCOPES: expected group DN -> list of scopes, "
+                               f"got {dn!r}: {scopes!r}")
+        unknown = [scope for scope in scopes if scope not in declared]
+        if unknown:
+            raise RuntimeError(f"flask-apitokens: APITOKENS_LDAP_GROUP_SCOPES: {dn!r} grants the undeclared "
+                               f"scope {unknown[0]!r} (declare it in APITOKENS_SCOPES)")
+    if not all(isinstance(dn, str) for dn in state.settings["LDAP_ADMIN_GROUPS"]):
+        raise RuntimeError("flask-apitokens: APITOKENS_LDAP_ADMIN_GROUPS: expected a list of group DNs")
+
+
 def register(blueprint: Blueprint, state: State) -> None:
     app = state.app
     if not app.config.get("LDAP_HOST"):
         return
+    check_group_settings(state)
     settings = state.settings
     setup_manager(app, timeout=float(settings["LDAP_TIMEOUT"]),
                   search_groups=bool(settings["LDAP_GROUP_SCOPES"] or settings["LDAP_ADMIN_GROUPS"]))
