@@ -332,6 +332,7 @@ def test_route_is_absent_without_ldap_host(make_app: Callable[..., Flask]) -> No
     with app.app_context():
         response = app.test_client().post(URL, data={"username": "dora", "password": USER_PASSWORD})
         assert response.status_code == 404
+        assert response.get_json()["error"] == "not_found"
         assert not hasattr(app, "ldap3_login_manager")
 
 
@@ -416,7 +417,7 @@ def test_silent_directory_gives_503_within_the_timeout(make_app: Callable[..., F
         assert response.status_code == 503
         assert response.get_json() == {"error": "ldap_unavailable",
                                        "message": "The LDAP directory is unavailable; try again shortly."}
-        assert TIMEOUT * 0.9 < elapsed < TIMEOUT + 0.5
+        assert TIMEOUT * 0.9 < elapsed < TIMEOUT + 1.0  # one receive timeout, not several
         assert users() == [] and token_rows(app) == []
 
 
@@ -449,4 +450,4 @@ def test_connect_that_hangs_gives_503_within_the_timeout(make_app: Callable[...,
         response = login(app, "dora")
         elapsed = time.monotonic() - began
         assert (response.status_code, response.get_json()["error"]) == (503, "ldap_unavailable")
-        assert elapsed < TIMEOUT + 0.5
+        assert elapsed < TIMEOUT + 1.0
