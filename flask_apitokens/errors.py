@@ -131,10 +131,23 @@ class UnsupportedMediaType(APITokensError):
     message = "The request body must be JSON or a form."
 
 
+class AccountConflict(APITokensError):
+    """An outside identity whose name or email a local account already uses."""
+
+    status = 409
+    code = "account_conflict"
+    message = "A local account already uses this name or email."
+
+
 class ServiceUnavailable(APITokensError):
     status = 503
     code = "service_unavailable"
     message = "A service this request needs is unavailable; try again shortly."
+
+
+class LDAPUnavailable(ServiceUnavailable):
+    code = "ldap_unavailable"
+    message = "The LDAP directory is unavailable; try again shortly."
 
 
 def handle(error: APITokensError) -> Response:
