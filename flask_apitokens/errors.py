@@ -119,6 +119,22 @@ class NotFound(APITokensError):
     message = "Not found."
 
 
+class BadGateway(APITokensError):
+    """502: a service the request depends on (an OAuth provider) failed or answered nonsense."""
+
+    status = 502
+    code = "bad_gateway"
+    message = "An upstream service failed to answer properly."
+
+
+class GatewayTimeout(APITokensError):
+    """504: a service the request depends on did not answer in time."""
+
+    status = 504
+    code = "gateway_timeout"
+    message = "An upstream service did not answer in time."
+
+
 class PayloadTooLarge(APITokensError):
     status = 413
     code = "payload_too_large"

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ..extension import State
 
 #: Modules under ``flask_apitokens.methods`` whose routes live on this blueprint.
-METHODS = ("session", "userpass", "exchange", "ldap", "user_token")
+METHODS = ("session", "userpass", "exchange", "ldap", "user_token", "providers")
 
 _TOKENS_SCOPE = frozenset(("tokens",))
 
