@@ -20,8 +20,8 @@ from flask import Blueprint, Response, request
 
 from .. import errors, signals
 from ..credentials import state
-from ..service import DEFAULT
 from ..providers import ProviderAccount, ProviderConfig, ProviderRegistry, load_providers
+from ..service import DEFAULT
 from ..views.common import expires_in_field, read_body, scopes_field, text_field, token_response
 
 if TYPE_CHECKING:
