@@ -13,10 +13,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import requests
 import sqlalchemy as sa
 from flask import Config, Flask
 from werkzeug.serving import make_server
 
+from flask_apitokens import signals
 from flask_apitokens.providers import load_providers
 from tests import hostapp
 from tests.conftest import auth, need, token_rows
@@ -165,6 +167,53 @@ def test_second_exchange_reuses_the_user(papp: Flask, pclient: Any, provider: Pr
     assert len(token_rows(papp)) == 2
 
 
+def test_concurrent_first_exchanges_make_one_user(papp: Flask, provider: ProviderServer) -> None:
+    """Several first exchanges of one account at once, over real HTTP: one user, one link."""
+    server = make_server("127.0.0.1", 0, papp, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    provider.delay, provider.delay_path = 0.2, "/github/user/emails"  # let the requests pile up
+    url = f"http://127.0.0.1:{server.server_port}/api/authenticate/github"
+    statuses: list[int] = []
+
+    def one() -> None:
+        body = {"email": "octo@example.net", "info": {"accessToken": provider.token_for(OCTO)}}
+        statuses.append(requests.post(url, json=body, timeout=20).status_code)
+
+    try:
+        workers = [threading.Thread(target=one) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(30)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert len(statuses) == 4 and set(statuses) <= {200, 409}, statuses
+    assert 200 in statuses
+    (user,) = users()
+    (link,) = links(papp)
+    assert link.user_id == user.id
+    assert {row.user_id for row in token_rows(papp)} == {user.id}
+    assert len(token_rows(papp)) == statuses.count(200)
+
+
+def test_refusals_send_the_signal(pclient: Any, provider: ProviderServer) -> None:
+    seen: list[dict[str, Any]] = []
+
+    def receiver(sender: Any, **kwargs: Any) -> None:
+        seen.append(kwargs)
+
+    with signals.authentication_failed.connected_to(receiver):
+        exchange(pclient, "github", "gho_forged_secret", "octo@example.net")
+        exchange(pclient, "gitlab", provider.token_for(UNVERIFIED), "newbie@example.net")
+    assert seen == [
+        {"method": "github", "reason": "invalid_provider_token", "login": "octo@example.net"},
+        {"method": "gitlab", "reason": "email_not_verified", "login": "newbie@example.net"},
+    ]
+
+
 def test_same_account_at_two_providers_gives_two_links(papp: Flask, pclient: Any, provider: ProviderServer) -> None:
     # GitHub's id 1001 and GitHub Enterprise's id 1001 are different people.
     assert exchange(pclient, "github", provider.token_for(OCTO), "octo@example.net").status_code == 200
@@ -184,13 +233,15 @@ def test_name_scopes_and_expiry_from_the_body(papp: Flask, pclient: Any, provide
     assert reports.status_code == 200 and reports.get_json()["user"] == "octocat"
 
 
-def test_provider_expiry_setting(make_app: Callable[..., Flask], provider: ProviderServer) -> None:
-    app = make_app(APITOKENS_OAUTH_PROVIDERS=providers_config(provider.url), APITOKENS_PROVIDER_EXPIRES_IN=7200)
+@pytest.mark.parametrize(("setting", "lifetime"), [(7200, 7200), (None, 365 * DAY)])  # None: up to the cap
+def test_provider_expiry_setting(make_app: Callable[..., Flask], provider: ProviderServer, setting: int | None,
+                                 lifetime: int) -> None:
+    app = make_app(APITOKENS_OAUTH_PROVIDERS=providers_config(provider.url), APITOKENS_PROVIDER_EXPIRES_IN=setting)
     with app.app_context():
         response = exchange(app.test_client(), "gitlab", provider.token_for(OCTO), "octo@example.net")
         assert response.status_code == 200
         (row,) = token_rows(app)
-        assert abs((row.expires_at - row.created_at).total_seconds() - 7200) < 2
+        assert abs((row.expires_at - row.created_at).total_seconds() - lifetime) < 2
 
 
 def test_username_taken_gets_a_suffix(papp: Flask, pclient: Any, provider: ProviderServer) -> None:

@@ -108,6 +108,9 @@ def find_or_create_user(provider: str, account: ProviderAccount, email: str) -> 
 
     user = users.find_by_email(email)
     if user is not None and not st.settings["PROVIDER_LINK_BY_EMAIL"]:
+        link, linked = _linked_user(provider, account.subject)
+        if linked is not None:  # a concurrent first exchange of this account just made it
+            return linked
         # Never hand an existing account to whoever controls a provider account with its address.
         raise _conflict(provider)
     try:
