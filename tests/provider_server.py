@@ -45,7 +45,8 @@ class Grant:
 
 
 #: Faults the server can be told to commit, on every path or on those under ``fault_path``.
-FAULTS = ("html", "500", "503", "shape", "no-id", "huge", "redirect", "ratelimit", "401", "empty")
+FAULTS = ("html", "500", "503", "shape", "no-id", "huge", "redirect", "ratelimit", "401", "empty", "trickle",
+          "trickle-length")
 
 
 @dataclass
@@ -203,6 +204,27 @@ class ProviderServer:
             return Response("", 302, headers={"Location": "http://127.0.0.1:9/elsewhere"})
         if fault == "ratelimit":
             return _json({"message": "API rate limit exceeded"}, 403, {"X-RateLimit-Remaining": "0"})
+        if fault == "trickle":  # answers at once, then sends its body a byte every 0.1 s
+            wake = self._wake
+
+            def body() -> Any:
+                for byte in '{"id": 1, "login": "slow", "username": "slow", "sub": "slow"}':
+                    if wake.wait(0.1):
+                        return
+                    yield byte.encode()
+
+            return Response(body(), 200, mimetype="application/json")
+        if fault == "trickle-length":  # the same, with a Content-Length (no chunked encoding)
+            wake = self._wake
+            text = b'{"id": 1, "login": "slow", "username": "slow", "sub": "slow"}'
+
+            def sized() -> Any:
+                for i in range(len(text)):
+                    if wake.wait(0.1):
+                        return
+                    yield text[i:i + 1]
+
+            return Response(sized(), 200, mimetype="application/json", headers={"Content-Length": str(len(text))})
         if fault == "empty":
             return Response("", 200, mimetype="application/json")
         raise AssertionError(f"unknown fault {fault!r}")

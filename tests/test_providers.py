@@ -502,6 +502,19 @@ def test_slow_email_query_gives_504(make_app: Callable[..., Flask], provider: Pr
         assert_nothing_written(app)
 
 
+@pytest.mark.parametrize("fault", ["trickle", "trickle-length"])
+def test_body_sent_too_slowly_gives_504(make_app: Callable[..., Flask], provider: ProviderServer, fault: str) -> None:
+    # Each byte comes well within the timeout; the whole answer does not.
+    app = make_app(APITOKENS_OAUTH_PROVIDERS=providers_config(provider.url), APITOKENS_PROVIDER_TIMEOUT=0.5)
+    provider.fault = fault
+    with app.app_context():
+        started = time.monotonic()
+        assert_error(exchange(app.test_client(), "google", provider.token_for(OCTO), "octo@example.net"),
+                     504, "provider_timeout")
+        assert time.monotonic() - started < 0.5 + 0.75
+        assert_nothing_written(app)
+
+
 def test_stopped_provider_gives_502(make_app: Callable[..., Flask]) -> None:
     stopped = ProviderServer().start()
     url = stopped.url

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import github, gitlab, oidc
 from .account import ProviderAccount
 from .http import ProviderHTTP
 
@@ -136,10 +137,9 @@ class ProviderRegistry:
         return self.providers.get(name)
 
     def _kind(self, config: ProviderConfig) -> Any:
+        # One instance per provider: an OpenID Connect one keeps its discovery document.
         kind = self._kinds.get(config.name)
         if kind is None:
-            from . import github, gitlab, oidc
-
             module = {"github": github, "gitlab": gitlab}.get(config.kind, oidc)
             kind = self._kinds[config.name] = module.Kind(config, self.http)
         return kind

@@ -25,9 +25,10 @@ class ProviderAccount:
 
     def verified(self, email: str) -> str | None:
         """The provider's spelling of ``email`` if it is one of the verified
-        addresses (compared without regard to case), else None."""
-        wanted = email.casefold()
-        return next((known for known in self.verified_emails if known.casefold() == wanted), None)
+        addresses (compared without regard to case, as the user store's email
+        lookup does), else None."""
+        wanted = email.lower()
+        return next((known for known in self.verified_emails if known.lower() == wanted), None)
 
 
 def bad_answer(provider: str, what: str) -> errors.BadGateway:

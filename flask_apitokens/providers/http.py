@@ -54,6 +54,24 @@ def _is_read_timeout(exc: BaseException) -> bool:
     )
 
 
+def _chunks(response: requests.Response) -> Any:
+    """The body as it arrives: ``read1`` returns what one read of the socket gives,
+    so the deadline is checked while a slow body trickles in (``iter_content``
+    would wait for a whole chunk)."""
+    raw = response.raw
+    if not hasattr(raw, "read1"):  # urllib3 < 2
+        yield from response.iter_content(16 * 1024)
+        return
+    while True:
+        try:
+            chunk = raw.read1(16 * 1024, decode_content=True)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:  # as requests would wrap them
+            raise requests.ConnectionError(exc) from None
+        if not chunk:
+            return
+        yield chunk
+
+
 class ProviderHTTP:
     """GET JSON from providers within ``timeout`` seconds per call."""
 
@@ -112,7 +130,7 @@ class ProviderHTTP:
         chunks: list[bytes] = []
         size = 0
         try:
-            for chunk in response.iter_content(16 * 1024):
+            for chunk in _chunks(response):
                 size += len(chunk)
                 if size > MAX_BODY:
                     raise bad_answer(provider, "with a body that is too large")
