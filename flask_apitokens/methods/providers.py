@@ -172,7 +172,7 @@ def _view(registry: ProviderRegistry):  # noqa: ANN202
         try:
             user = find_or_create_user(provider, account, verified)
             if not st.users.is_active(user):
-                raise _refuse(provider, "inactive", email,
+                raise _refuse(provider, "account_disabled", email,
                               errors.Unauthorized("This account is disabled.", code="account_disabled"))
             issued = st.service.issue(user, via=provider, name=name, scopes=scopes, expires_in=expires_in,
                                       ip=request.remote_addr)
