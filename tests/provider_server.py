@@ -102,8 +102,10 @@ class ProviderServer:
         return [path for path, _ in self.calls]
 
     # -- the provider --------------------------------------------------------------------------
-    @Request.application
-    def wsgi(self, request: Request) -> Response:
+    def wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
+        return self._answer(Request(environ))(environ, start_response)
+
+    def _answer(self, request: Request) -> Response:
         path = request.path
         self.calls.append((path, request.headers.get("Authorization")))
         if self.delay and path.startswith(self.delay_path):
