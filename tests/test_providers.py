@@ -315,6 +315,15 @@ def test_no_providers_configured(client: Any) -> None:
     assert_error(exchange(client, "github", "gho_x", "a@example.net"), 404, "unknown_provider")
 
 
+def test_switched_off_methods_stay_plain_404s(make_app: Callable[..., Flask]) -> None:
+    # /authenticate/ldap (no LDAP_HOST) and /authenticate/userpass (switched off) are not providers.
+    app = make_app(APITOKENS_USERPASS=False)
+    with app.app_context():
+        for name in ("ldap", "userpass"):
+            response = app.test_client().post(f"/api/authenticate/{name}", json={"username": "a", "password": "b"})
+            assert_error(response, 404, "not_found")
+
+
 def test_documented_curl_body_is_refused_as_not_json(papp: Flask, pclient: Any, provider: ProviderServer) -> None:
     # The body of the product document's own example:
     #   curl -i --header "Content-Type: application/json" \

@@ -20,7 +20,7 @@ from flask import Blueprint, Response, request
 
 from .. import errors, signals
 from ..credentials import state
-from ..providers import ProviderAccount, ProviderConfig, ProviderRegistry, load_providers
+from ..providers import RESERVED_NAMES, ProviderAccount, ProviderConfig, ProviderRegistry, load_providers
 from ..service import DEFAULT
 from ..views.common import expires_in_field, read_body, scopes_field, text_field, token_response
 
@@ -151,6 +151,8 @@ def _view(registry: ProviderRegistry):  # noqa: ANN202
     def authenticate_provider(provider: str) -> Response:
         config: ProviderConfig | None = registry.get(provider)
         if config is None:
+            if provider in RESERVED_NAMES:  # another method's route, switched off: answer as if unrouted
+                raise errors.NotFound()
             raise errors.NotFound(f"No provider named {provider[:64]!r} is configured.", code="unknown_provider")
         body = read_body(form=False)
         email = _email(body)

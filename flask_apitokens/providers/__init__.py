@@ -20,7 +20,7 @@ from . import github, gitlab, oidc
 from .account import ProviderAccount
 from .http import ProviderHTTP
 
-__all__ = ["KINDS", "ProviderAccount", "ProviderConfig", "ProviderRegistry", "load_providers"]
+__all__ = ["KINDS", "RESERVED_NAMES", "ProviderAccount", "ProviderConfig", "ProviderRegistry", "load_providers"]
 
 SETTING = "APITOKENS_OAUTH_PROVIDERS"
 
@@ -43,7 +43,7 @@ _CLIENT_KEYS = frozenset({
     "client_auth_methods", "label",
 })
 #: Names other routes under ``/authenticate/`` already use.
-_RESERVED = frozenset({"userpass", "ldap"})
+RESERVED_NAMES = frozenset({"userpass", "ldap"})
 # ``via`` on the token table holds at most 32 characters.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,31}")
 
@@ -73,7 +73,7 @@ def _url(name: str, key: str, value: Any) -> str:
 def _entry(name: Any, entry: Any) -> ProviderConfig:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise _fail(name, "a provider name is 1-32 letters, digits, '_', '.' or '-'")
-    if name in _RESERVED:
+    if name in RESERVED_NAMES:
         raise _fail(name, f"{name!r} is the name of another login method")
     if not isinstance(entry, Mapping):
         raise _fail(name, f"expected a dict of settings, got {entry!r}")
