@@ -511,3 +511,67 @@ def test_approved_apps_are_listed_and_can_be_revoked(served: Served) -> None:
     assert [app.client_id for app in grants_store.list_approved_apps(alice)] == [other.client_id]
     bob = hostapp.db.session.execute(sa.select(hostapp.User).filter_by(username="bob")).scalar_one()
     assert grants_store.list_approved_apps(bob) == [] and grants_store.revoke_app(bob, other.client_id) == []
+
+
+# -- concurrency ----------------------------------------------------------------------------
+def _race(count: int, send: Callable[[], requests.Response]) -> list[requests.Response]:
+    import threading
+
+    barrier = threading.Barrier(count)
+    answers: list[requests.Response] = []
+
+    def worker() -> None:
+        barrier.wait()
+        answers.append(send())
+
+    threads = [threading.Thread(target=worker) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return answers
+
+
+def test_a_code_raced_by_several_requests_is_spent_once(served: Served) -> None:
+    client, _ = register()
+    session = oauth_session(client, scope="reports:read")
+    location, _, verifier = authorize(served, served.login(), session)
+    body = {"grant_type": "authorization_code", "code": query_of(location)["code"], "client_id": client.client_id,
+            "redirect_uri": REDIRECT_URI, "code_verifier": verifier}
+    answers = _race(4, lambda: requests.post(served.url + "/oauth/token", data=body, timeout=30))
+    assert sorted(answer.status_code for answer in answers) == [200, 400, 400, 400]
+    assert [answer.json()["error"] for answer in answers if answer.status_code == 400] == ["invalid_grant"] * 3
+    # One family was issued, and the replays revoked it.
+    assert len(rows_by_kind(served.app, "oauth2")) == 1
+    assert all(row.revoked_at is not None for row in token_rows(served.app))
+
+
+def test_a_refresh_token_raced_by_several_requests_rotates_once(served: Served) -> None:
+    client, _ = register()
+    _, token = full_flow(served, client)
+    body = {"grant_type": "refresh_token", "refresh_token": token["refresh_token"], "client_id": client.client_id}
+    answers = _race(4, lambda: requests.post(served.url + "/oauth/token", data=body, timeout=30))
+    assert sorted(answer.status_code for answer in answers) == [200, 400, 400, 400]
+    assert [answer.json()["error"] for answer in answers if answer.status_code == 400] == ["invalid_grant"] * 3
+    # Reuse was detected: the whole family is revoked, the new tokens too.
+    assert len(rows_by_kind(served.app, "refresh")) == 2
+    assert all(row.revoked_at is not None for row in token_rows(served.app))
+
+
+def test_long_dead_codes_are_cleaned_up(served: Served) -> None:
+    import datetime as dt
+
+    client, _ = register()
+    state = served.app.extensions["apitokens"]
+    Code = state.oauth2_models.Code
+    alice = hostapp.db.session.execute(sa.select(hostapp.User).filter_by(username="alice")).scalar_one()
+    long_ago = dt.datetime(2020, 1, 1)
+    recent = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(days=1)
+    for digest, moment in ((b"o" * 32, long_ago), (b"r" * 32, recent)):
+        state.db.session.add(Code(digest=digest, client_id=client.client_id, user_id=alice.id,
+                                  redirect_uri=REDIRECT_URI, created_at=moment, expires_at=moment, used_at=moment))
+    state.db.session.commit()
+    full_flow(served, client)
+    state.db.session.expire_all()
+    digests = set(state.db.session.execute(sa.select(Code.digest)).scalars())
+    assert b"o" * 32 not in digests and b"r" * 32 in digests and len(digests) == 2

@@ -180,7 +180,12 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         server = self.oauth2
         now = utcnow()
         payload = request.payload.data
-        server.state.db.session.add(server.oauth2_models.Code(
+        Code = server.oauth2_models.Code
+        # Spent and expired codes are kept so that a replay is recognized, but
+        # only while what they issued could still be alive.
+        keep = dt.timedelta(seconds=server.state.settings["OAUTH2_REFRESH_TOKEN_EXPIRES_IN"])
+        server.state.db.session.execute(sa.delete(Code).where(Code.expires_at < now - keep))
+        server.state.db.session.add(Code(
             digest=code_digest(server.service, code),
             client_id=request.client.client_id,
             user_id=server.state.users.user_id(request.user),
