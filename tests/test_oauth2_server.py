@@ -575,3 +575,19 @@ def test_long_dead_codes_are_cleaned_up(served: Served) -> None:
     state.db.session.expire_all()
     digests = set(state.db.session.execute(sa.select(Code.digest)).scalars())
     assert b"o" * 32 not in digests and b"r" * 32 in digests and len(digests) == 2
+
+
+@pytest.mark.parametrize("how", ["one", "all"])
+def test_the_owner_revoking_an_apps_access_token_ends_the_authorization(served: Served, how: str) -> None:
+    client, _ = register()
+    session, token = full_flow(served, client)
+    service = served.app.extensions["apitokens"].service
+    (access,) = rows_by_kind(served.app, "oauth2")
+    if how == "one":
+        assert service.revoke([access.id], user_id=access.user_id) == [access.id]
+    else:
+        service.revoke_all(access.user_id, reason="logout_everywhere")
+    with pytest.raises(OAuthError) as caught:
+        session.refresh_token(served.url + "/oauth/token", refresh_token=token["refresh_token"])
+    assert caught.value.error == "invalid_grant"
+    assert all(row.revoked_at is not None for row in token_rows(served.app))
