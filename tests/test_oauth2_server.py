@@ -591,3 +591,22 @@ def test_the_owner_revoking_an_apps_access_token_ends_the_authorization(served: 
         session.refresh_token(served.url + "/oauth/token", refresh_token=token["refresh_token"])
     assert caught.value.error == "invalid_grant"
     assert all(row.revoked_at is not None for row in token_rows(served.app))
+
+
+def test_the_host_can_override_the_consent_page(make_app: Callable[..., Flask]) -> None:
+    from jinja2 import DictLoader
+
+    app = make_app(APITOKENS_LOGIN_VIEW="/login")
+    app.jinja_loader = DictLoader({  # type: ignore[assignment]
+        "apitokens/oauth2_consent.html": "<p>Our own page for {{ client.name }}: "
+                                         "{% for name, text in scopes %}{{ name }}={{ text }};{% endfor %}</p>"})
+    with app.app_context():
+        hostapp.make_user("alice")
+        client, _ = register()
+        browser = app.test_client()
+        browser.post("/login", data={"username": "alice"})
+        url, _ = oauth_session(client, scope="reports:read").create_authorization_url(
+            "http://localhost/oauth/authorize", code_verifier="v" * 43)
+        page = browser.get(url)
+    assert page.status_code == 200
+    assert page.get_data(as_text=True) == "<p>Our own page for Report Viewer: reports:read=Read reports.;</p>"
