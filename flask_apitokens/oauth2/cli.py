@@ -16,18 +16,24 @@ from . import clients
 
 
 @apitokens_cli.command("create-client")
-@click.option("--name", required=True, help="The application's name, shown on the consent page.")
-@click.option("--redirect-uri", "redirect_uris", multiple=True, required=True,
-              help="A redirect URI, matched exactly (repeatable).")
+# Required options are checked by hand: a missing one is exit status 1, like
+# every other error of these commands (click's own check exits with 2).
+@click.option("--name", help="The application's name, shown on the consent page (required).")
+@click.option("--redirect-uri", "redirect_uris", multiple=True,
+              help="A redirect URI, matched exactly (repeatable; at least one).")
 @click.option("--public/--confidential", default=True,
               help="Public (no secret, PKCE required; the default) or confidential (gets a secret).")
 @scope_option
 @click.option("--client-id", default=None, help="A fixed client id (default: a random one).")
 @json_option
 @with_appcontext
-def create_client(name: str, redirect_uris: tuple[str, ...], public: bool, scopes: tuple[str, ...],
+def create_client(name: str | None, redirect_uris: tuple[str, ...], public: bool, scopes: tuple[str, ...],
                   client_id: str | None, as_json: bool) -> None:
     """Register an OAuth2 client; print its id (and, if confidential, its secret once)."""
+    if not name:
+        raise click.ClickException("Missing option '--name'.")
+    if not redirect_uris:
+        raise click.ClickException("Missing option '--redirect-uri' (give at least one).")
     try:
         made = clients.create_client(name=name, redirect_uris=list(redirect_uris), public=public,
                                      scopes=list(scopes), client_id=client_id)
@@ -58,10 +64,12 @@ def list_clients(as_json: bool) -> None:
 
 
 @apitokens_cli.command("delete-client")
-@click.argument("client_id")
+@click.argument("client_id", required=False)
 @with_appcontext
-def delete_client(client_id: str) -> None:
+def delete_client(client_id: str | None) -> None:
     """Delete an OAuth2 client and revoke every token it holds."""
+    if not client_id:
+        raise click.ClickException("Missing argument 'CLIENT_ID'.")
     if not clients.delete_client(client_id):
         raise click.ClickException(f"No OAuth2 client with id {client_id!r}.")
     click.echo(f"deleted: {client_id}")
