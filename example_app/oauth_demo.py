@@ -30,12 +30,20 @@ blueprint = Blueprint("oauth_demo", __name__, url_prefix="/oauth-demo")
 
 
 def register_demo_client(app: Flask) -> None:
-    """Register the public client ``demo-client`` once (a restart keeps it)."""
+    """Register the public client ``demo-client`` once (a restart keeps it).
+
+    Its redirect URI is ``OAUTH_DEMO_REDIRECT_URI`` (``FLASK_OAUTH_DEMO_REDIRECT_URI``
+    in the environment) for a demo served elsewhere than 127.0.0.1:5000."""
     redirect_uri = app.config.get("OAUTH_DEMO_REDIRECT_URI", DEFAULT_REDIRECT_URI)
+    uris = [redirect_uri, redirect_uri.replace("127.0.0.1", "localhost")]
     with app.app_context():
-        if clients.get_client(CLIENT_ID) is None:
+        existing = clients.get_client(CLIENT_ID)
+        if existing is None:
             clients.create_client(client_id=CLIENT_ID, name="OAuth demo app", public=True, scopes=[SCOPE],
-                                  redirect_uris=[redirect_uri, redirect_uri.replace("127.0.0.1", "localhost")])
+                                  redirect_uris=uris)
+        elif existing.redirect_uri_list != list(dict.fromkeys(uris)):
+            existing.redirect_uris = "\n".join(dict.fromkeys(uris))
+            app.extensions["apitokens"].service.commit()
     # Authlib's client refuses plain http; the demo runs on http://127.0.0.1.
     os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
 
