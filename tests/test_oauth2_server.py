@@ -610,3 +610,30 @@ def test_the_host_can_override_the_consent_page(make_app: Callable[..., Flask]) 
         page = browser.get(url)
     assert page.status_code == 200
     assert page.get_data(as_text=True) == "<p>Our own page for Report Viewer: reports:read=Read reports.;</p>"
+
+
+def test_a_code_only_works_for_the_client_it_was_issued_to(served: Served) -> None:
+    client, _ = register()
+    thief, _ = register(name="Thief")
+    session = oauth_session(client, scope="reports:read")
+    location, _, verifier = authorize(served, served.login(), session)
+    body = {"grant_type": "authorization_code", "code": query_of(location)["code"], "client_id": thief.client_id,
+            "redirect_uri": REDIRECT_URI, "code_verifier": verifier}
+    response = requests.post(served.url + "/oauth/token", data=body, timeout=10)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
+    # The rightful client still gets its token.
+    token = session.fetch_token(served.url + "/oauth/token", authorization_response=location, code_verifier=verifier)
+    assert bearer(served, token["access_token"]).status_code == 200
+
+
+def test_a_deactivated_user_stops_the_apps_tokens(served: Served) -> None:
+    client, secret = register(public=False)
+    session, token = full_flow(served, client, secret)
+    alice = hostapp.db.session.execute(sa.select(hostapp.User).filter_by(username="alice")).scalar_one()
+    alice.active = False
+    hostapp.db.session.commit()
+    assert bearer(served, token["access_token"]).status_code == 401
+    with pytest.raises(OAuthError):
+        session.refresh_token(served.url + "/oauth/token", refresh_token=token["refresh_token"])
+    assert session.introspect_token(served.url + "/oauth/introspect", token=token["access_token"]).json() == {
+        "active": False}
