@@ -108,3 +108,40 @@ def test_the_demo_shows_a_denial(demo: tuple[Any, str]) -> None:
     assert page.status_code == 200 and "access_denied" in page.text
     page = requests.get(url + "/oauth-demo/callback?code=abc&state=x", timeout=10)
     assert "No authorization in progress" in page.text
+
+
+def test_a_person_clicks_through_the_demo_in_a_real_browser(demo: tuple[Any, str]) -> None:
+    import os
+
+    from tests.conftest import need
+
+    if not os.path.exists("/usr/bin/chromium"):
+        need("install chromium (apt-get install -y chromium) for the browser test")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    _, url = demo
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page()
+            page.goto(url + "/oauth-demo")
+            page.click("#demo-start")
+            page.fill("#username", "demo")
+            page.fill("#password", "demo-password")
+            page.click("button[type=submit]")
+            assert page.text_content("#client-name") == "OAuth demo app"
+            assert "data:read" in (page.text_content("#scopes") or "")
+            page.click("button.approve")
+            page.wait_for_selector("#demo-token")
+            page.click("#demo-call")
+            assert "Quarterly report" in (page.text_content("#demo-result") or "")
+            page.click("#demo-revoke")
+            page.wait_for_selector("#demo-start")
+            # Deny this time: the app is told.
+            page.click("#demo-start")
+            page.click("button[value=deny]")
+            assert "access_denied" in (page.text_content("#demo-error") or "")
+        finally:
+            browser.close()
