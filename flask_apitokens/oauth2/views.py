@@ -19,7 +19,7 @@ from flask_login.utils import login_url
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.exceptions import MethodNotAllowed
 
-from .. import errors
+from .. import crypto, errors
 from ..credentials import get_current_token
 from ..views.common import json_blueprint
 from .server import OAuth2Server
@@ -53,7 +53,9 @@ def _no_store(response: Response) -> Response:
 def create_blueprint(app: Flask, state: Any) -> Any:
     server = OAuth2Server(app, state, state.oauth2_models)
     blueprint = json_blueprint("apitokens_oauth2", __name__, template_folder="../templates")
-    signer = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt="flask-apitokens oauth2 consent")
+    # A key of its own, derived from the pepper (which always exists).
+    signer = URLSafeTimedSerializer(crypto.derive_key(state.settings.pepper, "oauth2-consent"),
+                                    salt="flask-apitokens oauth2 consent")
 
     def request_fingerprint(user_id: Any) -> str:
         # The OAuth2 parameters of this authorization request, in order.
