@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from flask import current_app, g, request
+from flask import current_app, g, has_request_context, request
 from flask_login import AnonymousUserMixin, user_loaded_from_request
 from werkzeug.local import LocalProxy
 
@@ -27,6 +27,9 @@ SCHEMES = frozenset(("token", "key", "bearer"))
 MAX_CREDENTIAL_LENGTH = 4096
 
 _NO_CREDENTIAL = object()
+# The checked credential lives with the request (not in ``g``, which an app
+# context pushed around several requests, as in tests, would share).
+_ENVIRON_KEY = "apitokens.credential"
 
 
 def read_authorization(header: str | None) -> tuple[str, str] | None:
@@ -48,14 +51,15 @@ def state() -> State:
 def authenticate_request() -> TokenInfo | None:
     """The request's credential, checked (once per request). None when the
     request carries no credential of ours; raises InvalidToken for a bad one."""
-    found = g.get("_apitokens_token", _NO_CREDENTIAL)
+    environ = request.environ
+    found = environ.get(_ENVIRON_KEY, _NO_CREDENTIAL)
     if found is not _NO_CREDENTIAL:
         if isinstance(found, Exception):
             raise found
         return cast("TokenInfo | None", found)
     presented = read_authorization(request.headers.get("Authorization"))
     if presented is None:
-        g._apitokens_token = None
+        environ[_ENVIRON_KEY] = None
         return None
     scheme, credential = presented
     from . import errors
@@ -65,15 +69,17 @@ def authenticate_request() -> TokenInfo | None:
             raise state().service._refuse("malformed")
         info = state().service.authenticate(credential, scheme=scheme, ip=request.remote_addr)
     except errors.APITokensError as error:
-        g._apitokens_token = error
+        environ[_ENVIRON_KEY] = error
         raise
-    g._apitokens_token = info
+    environ[_ENVIRON_KEY] = info
     return info
 
 
 def get_current_token() -> TokenInfo | None:
     """The current request's checked credential, or None."""
-    found = g.get("_apitokens_token")
+    if not has_request_context():
+        return None
+    found = request.environ.get(_ENVIRON_KEY)
     return None if isinstance(found, Exception) else found
 
 

@@ -70,6 +70,33 @@ class InvalidCredentials(Unauthorized):
     message = "The account name or password is wrong."
 
 
+class BasicAuthRequired(Unauthorized):
+    """401 on the routes that take HTTP Basic credentials (``/api/user-token``)."""
+
+    code = "unauthorized"
+    message = "HTTP Basic credentials (username or email, and password) are required."
+    challenge = 'Basic realm="api"'
+
+
+class InvalidBasicCredentials(InvalidCredentials):
+    challenge = 'Basic realm="api"'
+
+
+class MalformedUserToken(BadRequest):
+    code = "malformed_token"
+    message = "The token is not a user-token issued by this server (bad format, algorithm or signature)."
+
+
+class UserTokenExpired(BadRequest):
+    code = "token_expired"
+    message = "The token has expired."
+
+
+class UserTokenRevoked(BadRequest):
+    code = "token_revoked"
+    message = "The token was revoked."
+
+
 class Forbidden(APITokensError):
     status = 403
     code = "forbidden"
@@ -79,6 +106,11 @@ class Forbidden(APITokensError):
 class InsufficientScope(Forbidden):
     code = "insufficient_scope"
     message = "The credential lacks a scope this request needs."
+
+
+class NotYourToken(Forbidden):
+    code = "token_not_yours"
+    message = "The token belongs to another user."
 
 
 class NotFound(APITokensError):
@@ -99,10 +131,23 @@ class UnsupportedMediaType(APITokensError):
     message = "The request body must be JSON or a form."
 
 
+class AccountConflict(APITokensError):
+    """An outside identity whose name or email a local account already uses."""
+
+    status = 409
+    code = "account_conflict"
+    message = "A local account already uses this name or email."
+
+
 class ServiceUnavailable(APITokensError):
     status = 503
     code = "service_unavailable"
     message = "A service this request needs is unavailable; try again shortly."
+
+
+class LDAPUnavailable(ServiceUnavailable):
+    code = "ldap_unavailable"
+    message = "The LDAP directory is unavailable; try again shortly."
 
 
 def handle(error: APITokensError) -> Response:

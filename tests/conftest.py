@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, g, has_app_context
+from flask.testing import FlaskClient
 
 from tests import hostapp
 
@@ -37,6 +38,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     return POSTGRES_URL  # type: ignore[return-value]
 
 
+class FreshUserClient(FlaskClient):
+    """A test client that forgets Flask-Login's cached user between requests,
+    as separate requests would in a server (tests keep one app context pushed)."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        if has_app_context():
+            g.pop("_login_user", None)
+        return super().open(*args, **kwargs)
+
+
 @pytest.fixture
 def make_app(database_url: str) -> Iterator[Callable[..., Flask]]:
     """Build a test app with config overrides; its tables are made and dropped."""
@@ -44,6 +55,7 @@ def make_app(database_url: str) -> Iterator[Callable[..., Flask]]:
 
     def factory(**config: Any) -> Flask:
         app = hostapp.create_app(database_url, **config)
+        app.test_client_class = FreshUserClient
         with app.app_context():
             if not made:
                 hostapp.db.drop_all()
@@ -52,10 +64,11 @@ def make_app(database_url: str) -> Iterator[Callable[..., Flask]]:
         return app
 
     yield factory
-    if made:
-        with made[0].app_context():
+    for index, app in enumerate(made):
+        with app.app_context():
             hostapp.db.session.remove()
-            hostapp.db.drop_all()
+            if index == 0:
+                hostapp.db.drop_all()
             hostapp.db.engine.dispose()
 
 
