@@ -477,8 +477,12 @@ def test_hostile_authorize_requests_get_json_errors(served: Served) -> None:
 
 
 def test_wrong_methods_and_oversized_bodies_are_json(served: Served) -> None:
-    response = requests.get(served.url + "/oauth/token", timeout=10)
-    assert response.status_code == 405 and response.json()["error"] == "method_not_allowed"
+    for method, path, allowed in (("GET", "/oauth/token", "POST"), ("PUT", "/oauth/revoke", "POST"),
+                                  ("GET", "/oauth/introspect", "POST"), ("DELETE", "/oauth/authorize", "GET, POST"),
+                                  ("POST", "/.well-known/oauth-authorization-server", "GET, HEAD")):
+        response = requests.request(method, served.url + path, timeout=10)
+        assert response.status_code == 405 and response.json()["error"] == "method_not_allowed", (method, path)
+        assert response.headers["Allow"] == allowed
     response = requests.post(served.url + "/oauth/token", data={"grant_type": "x" * 70000}, timeout=10)
     assert response.status_code == 413 and "error" in response.json()
 

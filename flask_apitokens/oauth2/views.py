@@ -33,9 +33,16 @@ CONSENT_FIELD, DECISION_FIELD = "apitokens_consent", "apitokens_decision"
 ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
-def only(*methods: str) -> None:
-    if request.method not in methods:
-        raise MethodNotAllowed(list(methods))
+def wrong_method(*allowed: str) -> Response | None:
+    """A JSON 405 when the request's method is not one of ``allowed``. Answered
+    here rather than raised: an application-wide 405 handler would win over the
+    blueprint's."""
+    if request.method in allowed:
+        return None
+    response = jsonify(error="method_not_allowed", message=MethodNotAllowed.description)
+    response.status_code = 405
+    response.headers["Allow"] = ", ".join(allowed)
+    return response
 
 
 def _bad_request(message: str) -> Response:
@@ -82,7 +89,8 @@ def create_blueprint(app: Flask, state: Any) -> Any:
 
     @blueprint.route("/oauth/authorize", methods=ANY_METHOD)
     def authorize() -> Any:
-        only("GET", "POST")
+        if (refused := wrong_method("GET", "POST")) is not None:
+            return refused
         if not current_user.is_authenticated or get_current_token() is not None:
             return login_redirect()
         user = current_user._get_current_object()
@@ -117,26 +125,30 @@ def create_blueprint(app: Flask, state: Any) -> Any:
         return protocol(lambda: server.create_authorization_response(grant_user=user if approved else None,
                                                                      grant=grant))
 
-    # Every method is routed here so that a wrong one gets a JSON 405 from the
-    # blueprint's error handler (routing errors never reach a blueprint's handlers).
+    # Every method is routed to the views so that a wrong one gets a JSON 405
+    # (a routing error would never reach the blueprint's error handlers).
     @blueprint.route("/oauth/token", methods=ANY_METHOD)
     def issue_token() -> Any:
-        only("POST")
+        if (refused := wrong_method("POST")) is not None:
+            return refused
         return _no_store(protocol(server.create_token_response))
 
     @blueprint.route("/oauth/revoke", methods=ANY_METHOD)
     def revoke_token() -> Any:
-        only("POST")
+        if (refused := wrong_method("POST")) is not None:
+            return refused
         return protocol(lambda: server.create_endpoint_response("revocation"))
 
     @blueprint.route("/oauth/introspect", methods=ANY_METHOD)
     def introspect_token() -> Any:
-        only("POST")
+        if (refused := wrong_method("POST")) is not None:
+            return refused
         return _no_store(protocol(lambda: server.create_endpoint_response("introspection")))
 
     @blueprint.route("/.well-known/oauth-authorization-server", methods=ANY_METHOD)
     def metadata() -> Any:
-        only("GET", "HEAD")
+        if (refused := wrong_method("GET", "HEAD")) is not None:
+            return refused
         root = request.host_url.rstrip("/")
         auth_methods = ["client_secret_basic", "client_secret_post", "none"]
         document = AuthorizationServerMetadata({
