@@ -28,6 +28,8 @@ from .users import UserStore
 
 #: Kinds of credential, and the scheme each is presented with.
 TOKEN, KEY, USER_TOKEN, OAUTH2 = "token", "key", "user-token", "oauth2"
+#: OAuth2 refresh tokens: stored like the others, never accepted on protected views.
+REFRESH = "refresh"
 #: Kinds a person manages as "their tokens" (keys are the administrator's).
 PERSONAL_KINDS = (TOKEN, USER_TOKEN, OAUTH2)
 
@@ -94,6 +96,7 @@ class TokenService:
             TOKEN: settings["TOKEN_PREFIX"],
             KEY: settings["KEY_PREFIX"],
             OAUTH2: settings["OAUTH2_PREFIX"],
+            REFRESH: settings["OAUTH2_REFRESH_PREFIX"],
         }
         #: Bearer credentials that are not ``X:XXX`` tokens (user-token JWTs) are
         #: handed to these: each returns the record's public id, or None if not its kind.
