@@ -67,10 +67,48 @@ class APITokens:
         from .cli import apitokens_cli
         from .views import api
 
-        app.register_blueprint(api.create_blueprint(state), url_prefix=loaded["URL_PREFIX"])
+        api_blueprint = api.create_blueprint(state)
+        app.register_blueprint(api_blueprint, url_prefix=loaded["URL_PREFIX"])
+        if loaded["UI"]:
+            self._register_ui(app, state)
+        self._exempt_from_csrf(app, api_blueprint)
         app.register_error_handler(errors.APITokensError, errors.handle)
         app.cli.add_command(apitokens_cli)
         self._hook_login_manager(app)
+
+    @staticmethod
+    def _register_ui(app: Flask, state: State) -> None:
+        try:
+            from .views import ui
+        except ImportError as exc:  # Flask-WTF is the "ui" extra
+            raise RuntimeError("APITOKENS_UI: the token page needs Flask-WTF (pip install 'flask-apitokens[ui]'),"
+                               " or set APITOKENS_UI = False") from exc
+        app.register_blueprint(ui.create_blueprint(state), url_prefix=state.settings["UI_URL_PREFIX"])
+
+    @staticmethod
+    def _exempt_from_csrf(app: Flask, *blueprints: Any) -> None:
+        """The JSON routes guard themselves (credentials in headers, an Origin check
+        where a cookie counts) and their clients have no form token, so the host's
+        Flask-WTF CSRFProtect must not refuse them: exempt them now, or on the first
+        request if CSRFProtect is set up after this extension."""
+        def exempt() -> bool:
+            csrf = app.extensions.get("csrf")
+            if csrf is None:
+                return False
+            for blueprint in blueprints:
+                csrf.exempt(blueprint)
+            return True
+
+        if exempt():
+            return
+        done: list[bool] = []
+
+        def exempt_once() -> None:
+            if not done and exempt():
+                done.append(True)
+
+        # Runs before CSRFProtect's own check, which was registered after this one.
+        app.before_request(exempt_once)
 
     @staticmethod
     def _hook_login_manager(app: Flask) -> None:
