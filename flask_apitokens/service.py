@@ -223,7 +223,9 @@ class TokenService:
         """Seconds until a new credential expires: asked for, or the method's
         default; capped by APITOKENS_MAX_LIFETIME (API keys are exempt)."""
         seconds = self.settings.expiry_for(kind if kind in (KEY, USER_TOKEN, OAUTH2) else via)
-        if expires_in is not DEFAULT and expires_in is not None:
+        if expires_in is None:
+            seconds = None  # never, as issue() documents (and rotate() passes for a credential that never expires)
+        elif expires_in is not DEFAULT:
             if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in <= 0:
                 raise errors.BadRequest("expires_in must be a positive whole number of seconds.")
             seconds = expires_in

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -274,8 +275,9 @@ def database_error(error: sa.exc.SQLAlchemyError) -> Any:
 
 
 def create_blueprint(state: State) -> Blueprint:
-    blueprint = Blueprint("apitokens_ui", __name__, template_folder="../templates",
-                          static_folder="../static", static_url_path="/static")
+    package = Path(__file__).resolve().parent.parent
+    blueprint = Blueprint("apitokens_ui", __name__, template_folder=package / "templates",
+                          static_folder=package / "static", static_url_path="/static")
     blueprint.before_request(require_session)
     blueprint.after_request(add_security_headers)
     blueprint.add_app_template_filter(format_time, "apitokens_time")

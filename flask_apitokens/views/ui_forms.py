@@ -10,7 +10,7 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import SelectField, SelectMultipleField, StringField, SubmitField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, Length, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..config import DAY, Settings
@@ -26,6 +26,12 @@ class PageForm(FlaskForm):
         csrf = True
 
 
+def printable(form: Any, field: Any) -> None:
+    """No control characters (PostgreSQL refuses NUL in text; the rest only confuses)."""
+    if field.data and any(ord(c) < 32 or ord(c) == 127 for c in field.data):
+        raise ValidationError("Use letters, digits, spaces and punctuation only.")
+
+
 class ScopeCheckboxes(SelectMultipleField):
     """Scopes as a list of check boxes, each with its own <label>."""
 
@@ -34,7 +40,7 @@ class ScopeCheckboxes(SelectMultipleField):
 
 
 class TokenForm(PageForm):
-    name = StringField("Name", validators=[DataRequired("Give the token a name."), Length(max=200)],
+    name = StringField("Name", validators=[DataRequired("Give the token a name."), Length(max=200), printable],
                        render_kw={"autocomplete": "off", "maxlength": 200})
     scopes = ScopeCheckboxes("Scopes", choices=[], validate_choice=True)
     expires_in_days = SelectField("Expires after", coerce=int, choices=[])
@@ -42,7 +48,7 @@ class TokenForm(PageForm):
 
 
 class KeyForm(TokenForm):
-    username = StringField("For user", validators=[DataRequired("Name the key's owner."), Length(max=320)],
+    username = StringField("For user", validators=[DataRequired("Name the key's owner."), Length(max=320), printable],
                            render_kw={"autocomplete": "off"})
     submit = SubmitField("Create API key")
 
