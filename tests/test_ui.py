@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
