@@ -66,6 +66,7 @@ class APITokens:
 
         from .cli import apitokens_cli
         from .views import api
+        from .views.common import json_routing_errors
 
         api_blueprint = api.create_blueprint(state)
         app.register_blueprint(api_blueprint, url_prefix=loaded["URL_PREFIX"])
@@ -73,6 +74,7 @@ class APITokens:
             self._register_ui(app, state)
         self._exempt_from_csrf(app, api_blueprint)
         app.register_error_handler(errors.APITokensError, errors.handle)
+        json_routing_errors(app, loaded["URL_PREFIX"])
         app.cli.add_command(apitokens_cli)
         self._hook_login_manager(app)
 
