@@ -391,6 +391,15 @@ def test_someone_elses_token_cannot_be_revoked(page_app: Flask, alice: hostapp.U
     assert page_app.test_client().get("/reports", headers=auth(bobs)).status_code == 200
 
 
+@pytest.mark.parametrize("token_id", ["%00", "abc%00def", "x" * 17, "a%20b", "%C3%A9t%C3%A9", "..%2F..%2Fetc"])
+def test_odd_ids_are_not_found_never_a_500(page_app: Flask, admin: hostapp.User, token_id: str) -> None:
+    client = logged_in(page_app, "root")
+    csrf = page_csrf(client)
+    for path in (f"/tokens/{token_id}/revoke", f"/tokens/keys/{token_id}/revoke"):
+        assert client.get(path).status_code == 404
+        assert client.post(path, data={"csrf_token": csrf}).status_code == 404
+
+
 def test_an_api_key_cannot_be_revoked_as_a_token(page_app: Flask, admin: hostapp.User) -> None:
     key = page_app.extensions["apitokens"].service.issue(admin, via="cli", kind="key", name="k").info
     client = logged_in(page_app, "root")

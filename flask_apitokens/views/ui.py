@@ -10,6 +10,7 @@ once, in the response to the form that made it, and never put in the session.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,9 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
 }
+
+#: What a credential's public id can look like (the id column holds 16 characters).
+_PUBLIC_ID = re.compile(r"[A-Za-z0-9]{1,16}")
 
 #: What each state of a credential is called on the page.
 STATE_LABELS = {
@@ -238,16 +242,24 @@ def _confirm_or_revoke(row: Any, *, back: str, what: str, owner: str | None = No
                            row=rows_for([info])[0], cancel_url=url_for(back))
 
 
+def credential_row(token_id: str, **where: Any) -> Any:
+    """The row, or None; an id no credential can have is not looked up
+    (PostgreSQL refuses a NUL in a query, which would be a 500)."""
+    if not _PUBLIC_ID.fullmatch(token_id):
+        return None
+    return state().service.get(token_id, **where)
+
+
 def revoke_token(token_id: str) -> Any:
     st = state()
-    row = st.service.get(token_id, user_id=st.users.user_id(the_user()), kinds=PERSONAL_KINDS)
+    row = credential_row(token_id, user_id=st.users.user_id(the_user()), kinds=PERSONAL_KINDS)
     return _confirm_or_revoke(row, back="apitokens_ui.tokens", what="token")
 
 
 def revoke_key(token_id: str) -> Any:
     st = state()
     require_admin()
-    row = st.service.get(token_id, kinds=(KEY,))
+    row = credential_row(token_id, kinds=(KEY,))
     owner = None
     if row is not None:
         found = st.users.get(row.user_id)
