@@ -26,6 +26,8 @@ class State:
     users: UserStore
     settings: Settings
     service: TokenService
+    #: The OAuth2 server's tables (clients, codes, grants).
+    oauth2_models: Any = None
 
 
 class APITokens:
@@ -70,9 +72,16 @@ class APITokens:
 
         api_blueprint = api.create_blueprint(state)
         app.register_blueprint(api_blueprint, url_prefix=loaded["URL_PREFIX"])
+        from . import oauth2
+
+        state.oauth2_models = oauth2.build_models(state)
+        if loaded["OAUTH2_SERVER"]:
+            oauth2.register(app, state)
         if loaded["UI"]:
             self._register_ui(app, state)
-        self._exempt_from_csrf(app, api_blueprint)
+        # The OAuth2 endpoints check their own consent form and client credentials.
+        self._exempt_from_csrf(app, api_blueprint, *[bp for name, bp in app.blueprints.items()
+                                                     if name == "apitokens_oauth2"])
         app.register_error_handler(errors.APITokensError, errors.handle)
         json_routing_errors(app, loaded["URL_PREFIX"])
         app.cli.add_command(apitokens_cli)
@@ -89,10 +98,10 @@ class APITokens:
 
     @staticmethod
     def _exempt_from_csrf(app: Flask, *blueprints: Any) -> None:
-        """The JSON routes guard themselves (credentials in headers, an Origin check
-        where a cookie counts) and their clients have no form token, so the host's
-        Flask-WTF CSRFProtect must not refuse them: exempt them now, or on the first
-        request if CSRFProtect is set up after this extension."""
+        """The JSON and OAuth2 routes guard themselves (credentials in headers, an
+        Origin check where a cookie counts, a signed consent form) and their clients
+        have no form token, so the host's Flask-WTF CSRFProtect must not refuse them:
+        exempt them now, or on the first request if CSRFProtect comes later."""
         def exempt() -> bool:
             csrf = app.extensions.get("csrf")
             if csrf is None:

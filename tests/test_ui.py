@@ -524,6 +524,10 @@ def test_host_csrfprotect_made_later_leaves_the_json_api_alone(page_app: Flask, 
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json()["token"].startswith("apt_")
     assert page_app.blueprints["apitokens_api"] in csrf._exempt_blueprints
+    # The OAuth2 token endpoint answers as OAuth2 does, not with a CSRF refusal.
+    oauth = client.post("/oauth/token", data={"grant_type": "client_credentials", "client_id": "nobody"})
+    assert oauth.is_json and "error" in oauth.get_json() and "CSRF" not in oauth.get_data(as_text=True)
+    assert page_app.blueprints["apitokens_oauth2"] in csrf._exempt_blueprints
     # The page's forms stay protected, by CSRFProtect too, and still work with their token.
     assert page_app.blueprints["apitokens_ui"] not in csrf._exempt_blueprints
     page = logged_in(page_app, "alice")
@@ -542,6 +546,7 @@ def test_host_csrfprotect_made_first_leaves_the_json_api_alone(database_url: str
     LoginManager(app)
     APITokens(app, db=hostapp.db, user_model=hostapp.User)
     assert app.blueprints["apitokens_api"] in csrf._exempt_blueprints
+    assert app.blueprints["apitokens_oauth2"] in csrf._exempt_blueprints
     with app.app_context():
         hostapp.make_user("alice")
         try:

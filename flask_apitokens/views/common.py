@@ -4,8 +4,8 @@ limits, and turning every error into ``{"error", "message"}`` JSON."""
 from __future__ import annotations
 
 import json
-from urllib.parse import parse_qsl
 from typing import Any
+from urllib.parse import parse_qsl
 
 import sqlalchemy as sa
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
