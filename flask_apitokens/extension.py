@@ -89,11 +89,8 @@ class APITokens:
 
     @staticmethod
     def _register_ui(app: Flask, state: State) -> None:
-        try:
-            from .views import ui
-        except ImportError as exc:  # Flask-WTF is the "ui" extra
-            raise RuntimeError("APITOKENS_UI: the token page needs Flask-WTF (pip install 'flask-apitokens[ui]'),"
-                               " or set APITOKENS_UI = False") from exc
+        from .views import ui
+
         app.register_blueprint(ui.create_blueprint(state), url_prefix=state.settings["UI_URL_PREFIX"])
 
     @staticmethod
