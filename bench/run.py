@@ -49,6 +49,7 @@ class Runner:
         self.environ = builder.get_environ()
         self.statuses: set[str] = set()
         self.samples: list[float] = []
+        self.cpu: list[float] = []
         self.batch = 50
 
     def start_response(self, status: str, headers: Any, exc_info: Any = None) -> Callable[[bytes], None]:
@@ -65,7 +66,7 @@ class Runner:
     def timed(self, count: int) -> float:
         """Seconds per call over ``count`` calls."""
         app, environ, start_response = self.call.app, self.environ, self.start_response
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         for _ in range(count):
             body = app(environ.copy(), start_response)
             for _chunk in body:
@@ -73,6 +74,7 @@ class Runner:
             close = getattr(body, "close", None)
             if close is not None:
                 close()
+        self.last_cpu = (time.thread_time() - cpu) / count
         return (time.perf_counter() - started) / count
 
     def check(self) -> None:
@@ -149,6 +151,7 @@ def measure(runners: list[Runner], rounds: int) -> None:
         gc.collect()
         for runner in order:
             runner.samples.append(runner.timed(runner.batch))
+            runner.cpu.append(runner.last_cpu)
         print(f"\r  round {number + 1}/{rounds}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     for runner in runners:
@@ -163,11 +166,13 @@ def quartiles(samples: list[float]) -> tuple[float, float, float]:
 def report(runners: list[Runner]) -> dict[str, float]:
     medians = {r.call.name: quartiles(r.samples)[1] for r in runners}
     floor = medians["bare"]
-    print(f"\n{'contender':46} {'median µs':>10} {'p25-p75 µs':>16} {'x bare':>7} {'calls':>6}")
+    print(f"\n{'contender':42} {'median µs':>10} {'p25-p75 µs':>16} {'min µs':>8} {'x bare':>7} {'cpu µs':>8} {'cpu x':>6} {'batch':>6} status")
+    cpu_floor = statistics.median(runners[0].cpu)
     for runner in runners:
         q1, median, q3 = quartiles(runner.samples)
-        print(f"{runner.call.name:46} {median * 1e6:10.1f} {f'{q1 * 1e6:.1f}-{q3 * 1e6:.1f}':>16} "
-              f"{median / floor:7.2f} {runner.batch:6d}  {runner.call.status}")
+        print(f"{runner.call.name:42} {median * 1e6:10.1f} {f'{q1 * 1e6:.1f}-{q3 * 1e6:.1f}':>16} "
+              f"{min(runner.samples) * 1e6:8.1f} {median / floor:7.2f} {statistics.median(runner.cpu) * 1e6:8.1f} "
+              f"{statistics.median(runner.cpu) / cpu_floor:6.2f} {runner.batch:6d} {runner.call.status}")
     return medians
 
 
@@ -224,7 +229,7 @@ def profile(calls: list[apps.Call], name: str, seconds: float) -> None:
         count += 50
     profiler.stop()
     print(f"{name}: {count} calls")
-    print(profiler.output_text(unicode=True, color=False, show_all=False))
+    print(profiler.output_text(unicode=True, color=False, show_all=bool(os.environ.get("BENCH_PROFILE_ALL"))))
 
 
 def main() -> None:
