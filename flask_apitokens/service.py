@@ -161,6 +161,15 @@ class TokenStoreConnections:
     def discard(self, held: tuple[Any, Any, float, int]) -> None:
         _close(held)
 
+    def lost(self, exc: BaseException) -> None:
+        """A connection was found dropped by the server (a restart, a failover):
+        the others likely were too. Like SQLAlchemy on a disconnect, close ours
+        and have the pool replace each of its own on its next checkout."""
+        _close_all(self.idle)
+        invalidate = getattr(self.engine.pool, "_invalidate", None)
+        if invalidate is not None:
+            invalidate(None, exc, _checkin=False)
+
     def _connect(self) -> tuple[Any, Any, float, int]:
         fairy = self.engine.raw_connection()
         driver = fairy.driver_connection
@@ -253,7 +262,10 @@ class RawStatement:
                 cursor.close()
             except self.dialect.loaded_dbapi.Error as exc:
                 connections.discard(held)
-                if attempt == 1 and not write and self.dialect.is_disconnect(exc, driver, cursor):
+                lost = self.dialect.is_disconnect(exc, driver, cursor)
+                if lost:
+                    connections.lost(exc)
+                if lost and attempt == 1 and not write:
                     continue  # a connection the server dropped while idle: once more on a new one
                 raise sa.exc.DBAPIError.instance(self.sql, parameters, exc, self.dialect.loaded_dbapi.Error) from exc
             except BaseException:
