@@ -238,7 +238,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=21)
     parser.add_argument("--batch-seconds", type=float, default=0.02, help="time per contender per round")
     parser.add_argument("--million", type=int, default=1_000_000, help="the big token table's size (0 to skip)")
-    parser.add_argument("--only", default="", help="only contenders whose name contains this (and bare)")
+    parser.add_argument("--only", default="", help="only contenders whose name contains one of these, comma-separated (and bare)")
     parser.add_argument("--profile", default="", help="profile this contender with pyinstrument instead")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
@@ -253,7 +253,8 @@ def main() -> None:
             profile(calls, args.profile, 5.0)
             return
         if args.only:
-            calls = [c for c in calls if c.name == "bare" or args.only in c.name]
+            wanted = args.only.split(",")
+            calls = [c for c in calls if c.name == "bare" or any(w in c.name for w in wanted)]
         runners = [Runner(call) for call in calls]
         calibrate(runners, args.batch_seconds)
         gc.freeze()

@@ -6,13 +6,14 @@ text, the client address) and turns results and errors into responses.
 The check of a presented token (:meth:`TokenService.authenticate`) runs on
 every protected request, so it is one plain SQL statement that reads the token
 row joined to the user's active flag: a Core statement compiled once for the
-engine's dialect and run on a DBAPI cursor from the engine's own pool
-(:class:`RawStatement`), in the driver's autocommit mode where it has one, so
-on PostgreSQL it is a single round trip with no ``BEGIN``/``ROLLBACK`` and no
-ORM or Core result objects are built (measured in ``bench/``: the Core path
-cost several times the lookup itself). Nothing is cached in the process, so a
-revoked or expired token, or a deactivated user, is refused by every process on
-the very next request.
+engine's dialect (:class:`RawStatement`) and run on a DBAPI cursor of a
+connection kept for the purpose, in the driver's autocommit mode
+(:class:`TokenStoreConnections`). On PostgreSQL that is a single round trip,
+with no ``BEGIN``/``ROLLBACK``; there is no pool checkout, and no ORM or Core
+result object is built (measured in ``bench/``: each of those cost more than
+the lookup itself). Nothing is cached in the process, so a revoked or expired
+token, or a deactivated user, is refused by every process on the very next
+request.
 """
 
 from __future__ import annotations
@@ -98,6 +99,12 @@ class IssuedToken:
     info: TokenInfo
 
 
+# Bumped in a forked child (os.getpid() is a system call; this is a read).
+_forks = [0]
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _forks.__setitem__(0, _forks[0] + 1))
+
+
 class TokenStoreConnections:
     """A few DBAPI connections kept for the token check, in the driver's
     autocommit mode.
@@ -125,7 +132,7 @@ class TokenStoreConnections:
         self.limit = max(1, size)
         recycle = getattr(pool, "_recycle", -1)
         self.recycle = float(recycle) if isinstance(recycle, (int, float)) and recycle > 0 else None
-        self.pid = os.getpid()
+        self.forks = _forks[0]
         self.generation = 0
         # (fairy, driver, born, generation); list.pop and list.append are atomic.
         self.idle: list[tuple[Any, Any, float, int]] = []
@@ -138,11 +145,11 @@ class TokenStoreConnections:
         _close_all(self.idle)
 
     def checkout(self) -> tuple[Any, Any, float, int]:
-        if self.pid != os.getpid():
+        if self.forks != _forks[0]:
             # A forked child must not use, nor close, its parent's connections.
             self._inherited.append(list(self.idle))
             self.idle.clear()
-            self.pid = os.getpid()
+            self.forks = _forks[0]
         while True:
             try:
                 held = self.idle.pop()
@@ -153,7 +160,7 @@ class TokenStoreConnections:
             _close(held)
 
     def checkin(self, held: tuple[Any, Any, float, int]) -> None:
-        if held[3] == self.generation and self.pid == os.getpid() and len(self.idle) < self.limit:
+        if held[3] == self.generation and self.forks == _forks[0] and len(self.idle) < self.limit:
             self.idle.append(held)
         else:
             _close(held)

@@ -220,3 +220,35 @@ def test_sqlite_in_memory_goes_through_the_pool(tmp_path: Any) -> None:
         assert client.get("/reports", headers=auth(token)).status_code == 401
         hostapp.db.drop_all()
         hostapp.db.engine.dispose()
+
+
+def test_forked_child_makes_its_own_connection(pair: Pair) -> None:
+    """As under ``gunicorn --preload``: a child neither uses nor closes the
+    connection its parent holds for token checks."""
+    import os
+
+    assert pair.get_b().status_code == 200
+    with pair.b.app_context():
+        connections = pair.b.extensions["apitokens"].service._statements()[0].connections
+        parent_held = list(connections.idle)
+    assert parent_held or connections.pooled
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        status = 1
+        try:
+            ok = pair.get_b().status_code == 200
+            fresh = all(held not in parent_held for held in connections.idle)
+            status = 0 if ok and fresh else 2
+        finally:
+            os.write(write, bytes([status]))
+            os._exit(0)
+    os.close(write)
+    answer = os.read(read, 1)
+    os.close(read)
+    os.waitpid(child, 0)
+    assert answer == b"\x00"
+    # The parent's own connection still works after the child has gone.
+    assert pair.get_b().status_code == 200
+    pair.set_token(revoked_at=utcnow())
+    assert pair.get_b().status_code == 401
