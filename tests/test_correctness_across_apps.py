@@ -158,7 +158,7 @@ def test_racing_writers_write_once(pair: Pair, used: list[str]) -> None:
     with pair.a.app_context():
         info = pair.a.extensions["apitokens"].service.info(pair.row())
     now = utcnow()
-    for service, app in zip(services, (pair.a, pair.b)):
+    for service, app in zip(services, (pair.a, pair.b), strict=True):
         with app.app_context():
             service._record_use(info, now, "127.0.0.1", 300)
     assert used == [pair.public_id]
