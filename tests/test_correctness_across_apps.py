@@ -252,3 +252,25 @@ def test_forked_child_makes_its_own_connection(pair: Pair) -> None:
     assert pair.get_b().status_code == 200
     pair.set_token(revoked_at=utcnow())
     assert pair.get_b().status_code == 401
+
+
+def test_concurrent_checks_from_many_threads(pair: Pair) -> None:
+    """Threads share the check's connections (SQLite's move between threads):
+    every answer right, and no more idle connections kept than the pool's size."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def hammer(_: int) -> list[int]:
+        client = pair.b.test_client()
+        return [client.get("/reports", headers=auth(pair.token)).status_code for _ in range(15)]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = [status for batch in pool.map(hammer, range(8)) for status in batch]
+    assert statuses == [200] * 120
+    with pair.b.app_context():
+        connections = pair.b.extensions["apitokens"].service._statements()[0].connections
+    assert connections.pooled or 1 <= len(connections.idle) <= connections.limit
+    pair.set_token(revoked_at=utcnow())
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        refused = list(pool.map(lambda _: pair.b.test_client().get("/reports", headers=auth(pair.token)).status_code,
+                                range(8)))
+    assert refused == [401] * 8
