@@ -15,7 +15,8 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from flask_apitokens import signals
+from flask_apitokens import errors, signals
+from flask_apitokens.decorators import refusal
 from flask_apitokens.models import utcnow
 from tests import hostapp
 from tests.conftest import auth
@@ -274,3 +275,16 @@ def test_concurrent_checks_from_many_threads(pair: Pair) -> None:
         refused = list(pool.map(lambda _: pair.b.test_client().get("/reports", headers=auth(pair.token)).status_code,
                                 range(8)))
     assert refused == [401] * 8
+
+
+@pytest.mark.parametrize("error", [errors.InvalidToken(), errors.Unauthorized("An API key is required."),
+                                   errors.InsufficientScope("x", headers={"WWW-Authenticate": "Bearer scope=x"}),
+                                   errors.BadRequest("bad")])
+def test_refusal_answers_as_error_response(app: Flask, error: errors.APITokensError) -> None:
+    """The decorators' cached refusal gives the same status, body and headers."""
+    with app.test_request_context("/reports"):
+        for _ in range(2):  # made, then from the cache
+            expected, got = error.response(), refusal(error)
+            assert got.status == expected.status
+            assert got.get_data() == expected.get_data()
+            assert sorted(got.headers.items()) == sorted(expected.headers.items())
