@@ -17,6 +17,7 @@ from typing import Any
 import click
 import sqlalchemy as sa
 from flask import Flask, flash, jsonify, redirect, render_template, request, url_for
+from flask.cli import with_appcontext
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
@@ -121,6 +122,7 @@ def _data() -> list[dict[str, Any]]:
 @click.option("--admin", is_flag=True, help="Make the user an administrator.")
 @click.option("--organization", default=None)
 @click.option("--if-missing", is_flag=True, help="Do nothing if the user exists.")
+@with_appcontext
 def create_user(name: str, email: str, password: str, admin: bool, organization: str | None, if_missing: bool) -> None:
     """Make a demo user with a password."""
     existing = db.session.execute(sa.select(User).where((User.username == name) | (User.email == email))).scalar()

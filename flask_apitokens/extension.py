@@ -66,9 +66,11 @@ class APITokens:
 
         from .cli import apitokens_cli
         from .views import api
+        from .views.common import json_routing_errors
 
         app.register_blueprint(api.create_blueprint(state), url_prefix=loaded["URL_PREFIX"])
         app.register_error_handler(errors.APITokensError, errors.handle)
+        json_routing_errors(app, loaded["URL_PREFIX"])
         app.cli.add_command(apitokens_cli)
         self._hook_login_manager(app)
 

@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[all]' 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[all]' > .venv/install.log 2>&1 \
+  || { cat .venv/install.log >&2; exit 1; }
 .venv/bin/flask --app example_app create-user demo --email demo@example.com --password demo-password \
   --admin --organization "Demo Org" --if-missing
 exec .venv/bin/flask --app example_app run "$@"

@@ -21,7 +21,8 @@ if ((${#missing[@]})); then
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[all,test]' 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[all,test]' > .venv/install.log 2>&1 \
+  || { cat .venv/install.log >&2; exit 1; }
 
 # Use the machine's PostgreSQL when it answers and none was named.
 if [ -z "${APITOKENS_TEST_DATABASE_URL:-}" ] && command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; then

@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from .. import errors
 from ..credentials import get_current_token, state
+from ..service import PERSONAL_KINDS
 from ..decorators import require_credential
 from .common import json_blueprint, token_response
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from ..extension import State
 
 #: Modules under ``flask_apitokens.methods`` whose routes live on this blueprint.
-METHODS = ("session", "userpass", "exchange")
+METHODS = ("session", "userpass", "exchange", "ldap", "user_token", "providers")
 
 _TOKENS_SCOPE = frozenset(("tokens",))
 
@@ -47,7 +48,11 @@ def list_tokens() -> Response:
 
 def revoke_token(token_id: str) -> Response:
     user, _ = _caller(_TOKENS_SCOPE)
-    revoked = state().service.revoke([token_id], user_id=state().users.user_id(user))
+    user_id = state().users.user_id(user)
+    # API keys are the administrator's to revoke, not their holder's.
+    if state().service.get(token_id, user_id=user_id, kinds=PERSONAL_KINDS) is None:
+        raise errors.NotFound("No such token.", code="token_not_found")
+    revoked = state().service.revoke([token_id], user_id=user_id)
     if not revoked:
         raise errors.NotFound("No such token.", code="token_not_found")
     return jsonify(revoked=revoked)

@@ -4,11 +4,12 @@ limits, and turning every error into ``{"error", "message"}`` JSON."""
 from __future__ import annotations
 
 import json
+from urllib.parse import parse_qsl
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, current_app, jsonify, request
-from werkzeug.exceptions import HTTPException
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from .. import errors
 from ..credentials import state
@@ -21,12 +22,23 @@ def read_body(*, form: bool = True) -> dict[str, Any]:
     An empty body is ``{}``. Raises 400 for a body that does not parse, 415 for
     another content type, 413 (before reading) for one over the size limit."""
     limit = state().settings["MAX_BODY_SIZE"]
-    if request.content_length is not None and request.content_length > limit:
-        raise errors.PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+    too_large = errors.PayloadTooLarge(f"The request body is larger than {limit} bytes.")
     mimetype = request.mimetype
-    if form and mimetype in _FORM_TYPES:
-        return {key: request.form.get(key) for key in request.form}
-    data = request.get_data(cache=True)
+    if request.content_length is not None:
+        if request.content_length > limit:
+            raise too_large
+        if form and mimetype in _FORM_TYPES:
+            return {key: request.form.get(key) for key in request.form}
+        data = request.get_data(cache=True)
+    else:
+        # A streamed (chunked) body: read one byte past the limit to tell "too large".
+        data = request.stream.read(limit + 1)
+        if len(data) > limit:
+            raise too_large
+        if form and mimetype == "application/x-www-form-urlencoded":
+            return dict(parse_qsl(data.decode("utf-8", "replace"), keep_blank_values=True))
+        if mimetype == "multipart/form-data" and data:
+            raise errors.BadRequest("Send multipart bodies with a Content-Length.", code="length_required")
     if not data:
         return {}
     if mimetype != "application/json" and not mimetype.endswith("+json") and mimetype:
@@ -92,6 +104,21 @@ def _http_error(error: HTTPException) -> Response:
     return response
 
 
+def json_routing_errors(app: Flask, prefix: str) -> None:
+    """404 and 405 raised while routing belong to no blueprint: answer them as
+    JSON under ``prefix``, and leave every other path to the host's handler."""
+    for exception in (NotFound, MethodNotAllowed):
+        previous = app.error_handler_spec[None].get(exception.code, {}).get(exception)
+
+        def handler(error: HTTPException, previous: Any = previous) -> Any:
+            path = request.path
+            if path == prefix or path.startswith(prefix + "/"):
+                return _http_error(error)
+            return previous(error) if previous is not None else error
+
+        app.register_error_handler(exception, handler)
+
+
 def _database_error(error: sa.exc.SQLAlchemyError) -> Response:
     state().db.session.rollback()
     current_app.logger.warning("flask-apitokens: database error: %s", type(error).__name__)
@@ -99,8 +126,9 @@ def _database_error(error: sa.exc.SQLAlchemyError) -> Response:
 
 
 def _limit_body() -> None:
-    # Also stops a chunked body without Content-Length from being read past the limit.
-    request.max_content_length = state().settings["MAX_BODY_SIZE"]
+    # Werkzeug then never reads past the limit, even from a chunked body; one byte
+    # more than the limit lets read_body tell a body that is too large.
+    request.max_content_length = state().settings["MAX_BODY_SIZE"] + 1
 
 
 def json_blueprint(name: str, import_name: str, **options: Any) -> Blueprint:

@@ -1,0 +1,85 @@
+"""The demo application, built through its own factory, as a new user tries it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Any:
+    from example_app import create_app
+    from example_app.models import db
+
+    app = create_app(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'demo.sqlite3'}", SECRET_KEY="demo test key!!!!")
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def create_user(app: Flask, *args: str) -> Any:
+    return app.test_cli_runner().invoke(args=["create-user", *args])
+
+
+def test_login_page_session_token_and_protected_views(demo: Flask) -> None:
+    result = create_user(demo, "dana", "--email", "dana@example.com", "--password", "dana-password",
+                         "--organization", "Dana Org")
+    assert result.exit_code == 0, result.output
+    client = demo.test_client()
+    page = client.get("/login")
+    assert page.status_code == 200
+    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+    assert client.post("/login", data={"username": "dana", "password": "wrong", "csrf_token": csrf}).status_code == 401
+    response = client.post("/login", data={"username": "dana", "password": "dana-password", "csrf_token": csrf})
+    assert response.status_code == 302
+    assert client.get("/data").status_code == 200
+
+    token = client.post("/api/token", json={"scopes": ["data:read"]}).json["token"]
+    anonymous = demo.test_client()
+    assert anonymous.get("/api/data").status_code == 401
+    data = anonymous.get("/api/data", headers={"Authorization": f"token {token}"})
+    assert data.status_code == 200 and data.json["owner"] == "dana"
+    page = anonymous.get("/data", headers={"Authorization": f"token {token}"})
+    assert page.status_code == 200 and b"Quarterly report" in page.data
+    assert anonymous.get("/data").status_code == 302  # to the login page
+
+
+def test_create_user_errors_and_flags(demo: Flask) -> None:
+    assert create_user(demo, "erin", "--email", "erin@example.com", "--password", "pw", "--admin").exit_code == 0
+    again = create_user(demo, "erin", "--email", "erin@example.com", "--password", "pw")
+    assert again.exit_code == 1 and "exists" in again.output
+    assert create_user(demo, "erin", "--email", "x@example.com", "--password", "pw", "--if-missing").exit_code == 0
+    assert create_user(demo, "frank").exit_code == 2  # click: missing options
+    token = demo.test_client().post("/api/authenticate/userpass",
+                                    data={"username": "erin", "password": "pw"}).json["token"]
+    me = demo.test_client().get("/api/me", headers={"Authorization": f"token {token}"}).json
+    assert me["is_admin"] is True
+
+
+def test_settings_come_from_the_environment(tmp_path: Path) -> None:
+    code = (
+        "from example_app import create_app; app = create_app(); "
+        "print(app.extensions['apitokens'].settings['USERPASS_EXPIRES_IN'], app.config['SQLALCHEMY_DATABASE_URI'])"
+    )
+    env = {"FLASK_APITOKENS_USERPASS_EXPIRES_IN": "1234", "EXAMPLE_DATABASE_URL": f"sqlite:///{tmp_path}/env.db",
+           "FLASK_SECRET_KEY": '"an env secret key"', "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1234", f"sqlite:///{tmp_path}/env.db"]
+
+
+def test_the_demo_keeps_a_generated_secret_key(tmp_path: Path) -> None:
+    from example_app import _secret_key
+
+    first = _secret_key(tmp_path)
+    assert len(first) == 64 and _secret_key(tmp_path) == first
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
