@@ -121,6 +121,10 @@ class TokenStoreConnections:
 
     Engines whose pool holds the database itself (``StaticPool``,
     ``SingletonThreadPool``: SQLite in memory) are used through their pool.
+    While the host watches the engine's SQL (``echo``, or a
+    ``before_cursor_execute`` / ``after_cursor_execute`` listener, as SQL
+    tracing tools install), statements go through SQLAlchemy Core instead, so
+    they are seen like every other.
     """
 
     def __init__(self, engine: sa.Engine) -> None:
@@ -137,8 +141,25 @@ class TokenStoreConnections:
         # (fairy, driver, born, generation); list.pop and list.append are atomic.
         self.idle: list[tuple[Any, Any, float, int]] = []
         self._inherited: list[Any] = []
+        self._core_engine: sa.Engine | None = None
         weakref.finalize(self, _close_all, self.idle)
         sa.event.listen(engine, "engine_disposed", self._disposed)
+
+    def instrumented(self) -> bool:
+        """True while something watches the engine's SQL (checked per statement)."""
+        dispatch = self.engine.dispatch
+        return bool(self.engine.echo or dispatch.before_cursor_execute or dispatch.after_cursor_execute)
+
+    @property
+    def core_engine(self) -> sa.Engine:
+        """The engine for the Core path: without a transaction around a single
+        statement where the driver would open one."""
+        if self._core_engine is None:
+            engine = self.engine
+            if not self.sqlite:
+                engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+            self._core_engine = engine
+        return self._core_engine
 
     def _disposed(self, engine: sa.Engine) -> None:
         self.generation += 1
@@ -221,6 +242,7 @@ class RawStatement:
     def __init__(self, statement: sa.ClauseElement, connections: TokenStoreConnections) -> None:
         dialect = connections.engine.dialect
         compiled = statement.compile(dialect=dialect)
+        self.statement = statement
         self.connections = connections
         self.dialect = dialect
         self.sql = compiled.string
@@ -243,6 +265,10 @@ class RawStatement:
 
     def first(self, values: dict[str, Any]) -> tuple[Any, ...] | None:
         """The first row of a SELECT, processed; None if there is none."""
+        if self.connections.instrumented():
+            with self.connections.core_engine.connect() as conn:
+                found = conn.execute(self.statement, values).first()
+            return tuple(found) if found is not None else None
         row = self._run(self._parameters(values), write=False)
         if row is None or not self.results:
             return row  # type: ignore[no-any-return]
@@ -253,6 +279,9 @@ class RawStatement:
 
     def rowcount(self, values: dict[str, Any]) -> int:
         """Run a write (committed at once); the number of rows it changed."""
+        if self.connections.instrumented():
+            with self.connections.core_engine.begin() as conn:
+                return int(conn.execute(self.statement, values).rowcount)
         return int(self._run(self._parameters(values), write=True))
 
     def _run(self, parameters: Any, *, write: bool) -> Any:

@@ -288,3 +288,29 @@ def test_refusal_answers_as_error_response(app: Flask, error: errors.APITokensEr
             assert got.status == expected.status
             assert got.get_data() == expected.get_data()
             assert sorted(got.headers.items()) == sorted(expected.headers.items())
+
+
+def test_sql_watchers_see_the_check(pair: Pair) -> None:
+    """With a cursor-execute listener (SQL tracing, statement counters) on the
+    engine, the check goes through Core so the listener sees it; without one,
+    the raw path; both refuse a revoked token at once."""
+    seen: list[str] = []
+
+    def watch(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    with pair.b.app_context():
+        engine = hostapp.db.engine
+    assert pair.get_b().status_code == 200  # last-used written, unwatched
+    sa.event.listen(engine, "before_cursor_execute", watch)
+    try:
+        assert pair.client_b.get("/plain", headers=auth(pair.token)).status_code == 200
+        assert len(seen) == 1 and "apitokens_token" in seen[0] and seen[0].lstrip().upper().startswith("SELECT")
+        pair.set_token(revoked_at=utcnow())
+        assert pair.get_b().status_code == 401
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", watch)
+    seen.clear()
+    pair.set_token(revoked_at=None)
+    assert pair.client_b.get("/plain", headers=auth(pair.token)).status_code == 200
+    assert seen == []
