@@ -189,9 +189,9 @@ def test_check_survives_engine_dispose(pair: Pair) -> None:
 
 
 @pytest.mark.postgres
-def test_connection_killed_by_the_server_is_replaced(pair: Pair, database_url: str) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only: ends the other app's connections with pg_terminate_backend")
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_connection_killed_by_the_server_is_replaced(pair: Pair) -> None:
+    """PostgreSQL only: the server ends the other app's connections."""
     assert pair.get_b().status_code == 200
     with pair.a.app_context():
         ended = hostapp.db.session.execute(sa.text(
