@@ -21,7 +21,6 @@ from flask import Blueprint, Response, request
 from .. import errors, signals
 from ..credentials import state
 from ..providers import RESERVED_NAMES, ProviderAccount, ProviderConfig, ProviderRegistry, load_providers
-from ..service import DEFAULT
 from ..views.common import expires_in_field, read_body, scopes_field, text_field, token_response
 
 if TYPE_CHECKING:
@@ -34,7 +33,6 @@ log = logging.getLogger("flask_apitokens.providers")
 _ACCESS_TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 _USERNAME_TRIES = 20
-_CENTURY = 100 * 365 * 86400
 
 
 # -- the request ------------------------------------------------------------------------------
@@ -136,17 +134,6 @@ def _refuse(provider: str, reason: str, email: str, error: errors.APITokensError
     return error
 
 
-def _expires_in(asked: Any) -> Any:
-    """What was asked for, else APITOKENS_PROVIDER_EXPIRES_IN. (``issue`` finds a
-    method's default by ``via``, and ``via`` here is the provider's name.)"""
-    if asked is not DEFAULT:
-        return asked
-    default = state().settings["PROVIDER_EXPIRES_IN"]
-    if default is None:  # "never": as long as the cap allows (issue() cannot be told None)
-        default = state().settings["MAX_LIFETIME"] or _CENTURY
-    return default
-
-
 def _view(registry: ProviderRegistry):  # noqa: ANN202
     def authenticate_provider(provider: str) -> Response:
         config: ProviderConfig | None = registry.get(provider)
@@ -159,7 +146,7 @@ def _view(registry: ProviderRegistry):  # noqa: ANN202
         access_token = _access_token(body)
         name = text_field(body, "name", required=False, max_length=200)
         scopes = state().service.check_scopes(scopes_field(body))
-        expires_in = _expires_in(expires_in_field(body))
+        expires_in = expires_in_field(body)
 
         try:
             account = registry.account(config, access_token)
@@ -176,8 +163,8 @@ def _view(registry: ProviderRegistry):  # noqa: ANN202
             if not st.users.is_active(user):
                 raise _refuse(provider, "account_disabled", email,
                               errors.Unauthorized("This account is disabled.", code="account_disabled"))
-            issued = st.service.issue(user, via=provider, name=name, scopes=scopes, expires_in=expires_in,
-                                      ip=request.remote_addr)
+            issued = st.service.issue(user, via=provider, method="provider", name=name, scopes=scopes,
+                                      expires_in=expires_in, ip=request.remote_addr)
         except BaseException:
             st.db.session.rollback()  # no user or link without its token
             raise

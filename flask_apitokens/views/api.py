@@ -10,8 +10,8 @@ from flask_login import current_user
 
 from .. import errors
 from ..credentials import get_current_token, state
-from ..service import PERSONAL_KINDS
 from ..decorators import require_credential
+from ..service import PERSONAL_KINDS
 from .common import json_blueprint, token_response
 
 if TYPE_CHECKING:
