@@ -3,6 +3,7 @@ host app: login, CSRF, headers, who may see and do what, bad input."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import re
 from collections.abc import Callable, Iterator
@@ -16,8 +17,10 @@ from flask_wtf.csrf import CSRFProtect
 
 from flask_apitokens import APITokens
 from flask_apitokens.models import utcnow
+from flask_apitokens.oauth2 import clients as oauth2_clients
 from tests import hostapp
 from tests.conftest import auth, token_rows
+from tests.oauth2_server import OTHER_REDIRECT_URI, REDIRECT_URI, consent_form, query_of
 
 DAY = 86400
 SECURITY_HEADERS = {
@@ -558,3 +561,290 @@ def test_host_csrfprotect_made_first_leaves_the_json_api_alone(database_url: str
         finally:
             hostapp.db.session.remove()
             hostapp.db.engine.dispose()
+
+
+# -- OAuth2: apps a person approved -------------------------------------------------------------------------
+def basic(client_id: str, secret: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
+
+
+def register_client(name: str = "Report Viewer", *, public: bool = False,
+                    scopes: tuple[str, ...] = ("reports:read", "reports:write")) -> tuple[Any, str | None]:
+    made = oauth2_clients.create_client(name=name, redirect_uris=[REDIRECT_URI], public=public, scopes=list(scopes))
+    return made.client, made.client_secret
+
+
+def approve_and_exchange(app: Flask, username: str, client_id: str, secret: str,
+                         scope: str = "reports:read") -> dict[str, Any]:
+    """The authorization code flow of a confidential client, the way a person
+    and the app do it: consent page, Allow, then the code for tokens."""
+    browser = logged_in(app, username)
+    consent = browser.get("/oauth/authorize", query_string={
+        "response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT_URI, "scope": scope,
+        "state": "st-1"})
+    assert consent.status_code == 200, consent.get_data(as_text=True)
+    action, fields = consent_form(consent.get_data(as_text=True))
+    fields["apitokens_decision"] = "approve"
+    answer = browser.post(action, data=fields)
+    assert answer.status_code == 302
+    params = query_of(answer.headers["Location"])
+    assert params["state"] == "st-1"
+    exchange = app.test_client().post("/oauth/token", headers=basic(client_id, secret), data={
+        "grant_type": "authorization_code", "code": params["code"], "redirect_uri": REDIRECT_URI})
+    assert exchange.status_code == 200, exchange.get_data(as_text=True)
+    return exchange.get_json()  # type: ignore[no-any-return]
+
+
+def refresh(app: Flask, client_id: str, secret: str, refresh_token: str) -> Any:
+    return app.test_client().post("/oauth/token", headers=basic(client_id, secret), data={
+        "grant_type": "refresh_token", "refresh_token": refresh_token})
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_approved_apps_are_listed_with_their_scopes(page_app: Flask, alice: hostapp.User, bob: hostapp.User) -> None:
+    viewer, secret = register_client("Report <b>Viewer</b>")
+    assert secret is not None
+    approve_and_exchange(page_app, "alice", viewer.client_id, secret, scope="reports:read reports:write")
+    response = logged_in(page_app, "alice").get("/tokens")
+    assert response.status_code == 200
+    assert_security_headers(response)
+    html = response.get_data(as_text=True)
+    section = html[html.index('id="approved-apps"'):]
+    assert "Report &lt;b&gt;Viewer&lt;/b&gt;" in section and "<b>Viewer" not in html
+    row = re.search(rf'<tr data-client-id="{viewer.client_id}">(.*?)</tr>', section, re.S)
+    assert row is not None
+    cells = row.group(1)
+    assert "reports:read" in cells and "Read reports." in cells and "Write reports." in cells
+    assert re.search(r'data-label="Live tokens">2<', cells)  # the access token and its refresh token
+    assert re.search(r'data-label="First approved">\d{4}-\d\d-\d\d', cells)
+    assert f'href="/tokens/apps/{viewer.client_id}/revoke"' in cells
+    # Bob approved nothing: he sees none of it.
+    bobs = logged_in(page_app, "bob").get("/tokens").get_data(as_text=True)
+    assert 'id="no-apps"' in bobs and viewer.client_id not in bobs
+
+
+def test_revoking_an_app_asks_first_then_its_tokens_stop_working(page_app: Flask, alice: hostapp.User) -> None:
+    viewer, secret = register_client()
+    other, other_secret = register_client("Other App")
+    assert secret and other_secret
+    tokens = approve_and_exchange(page_app, "alice", viewer.client_id, secret)
+    others = approve_and_exchange(page_app, "alice", other.client_id, other_secret)
+    api = page_app.test_client()
+    assert api.get("/reports", headers=bearer(tokens["access_token"])).status_code == 200
+    client = logged_in(page_app, "alice")
+
+    confirm = client.get(f"/tokens/apps/{viewer.client_id}/revoke")
+    assert confirm.status_code == 200
+    assert_security_headers(confirm)
+    html = confirm.get_data(as_text=True)
+    assert "Revoke the access of &ldquo;Report Viewer&rdquo;?" in html and "Read reports." in html
+    assert api.get("/reports", headers=bearer(tokens["access_token"])).status_code == 200  # asking is not revoking
+    # Without the form's CSRF token: refused, nothing changes.
+    refused = client.post(f"/tokens/apps/{viewer.client_id}/revoke", data={})
+    assert refused.status_code == 400 and "security token" in refused.get_data(as_text=True)
+    assert api.get("/reports", headers=bearer(tokens["access_token"])).status_code == 200
+
+    done = client.post(f"/tokens/apps/{viewer.client_id}/revoke", data={"csrf_token": csrf_token(html, form="")})
+    assert done.status_code == 302 and done.headers["Location"] == "/tokens"
+    # At once: the access token is refused, the refresh token gets nothing.
+    assert api.get("/reports", headers=bearer(tokens["access_token"])).status_code == 401
+    refused_refresh = refresh(page_app, viewer.client_id, secret, tokens["refresh_token"])
+    assert refused_refresh.status_code == 400 and refused_refresh.get_json()["error"] == "invalid_grant"
+    rows = [row for row in token_rows(page_app) if row.client_id == viewer.client_id]
+    assert len(rows) == 2 and all(row.revoked_at is not None for row in rows)
+    # The other app keeps its access.
+    assert api.get("/reports", headers=bearer(others["access_token"])).status_code == 200
+    after = client.get("/tokens").get_data(as_text=True)
+    assert "no longer has access" in after
+    assert f'data-client-id="{viewer.client_id}"' not in after and f'data-client-id="{other.client_id}"' in after
+    # The approval is gone: nothing left to confirm, and the app must ask again.
+    assert client.get(f"/tokens/apps/{viewer.client_id}/revoke").status_code == 404
+
+
+def test_an_app_someone_else_approved_cannot_be_revoked(page_app: Flask, alice: hostapp.User,
+                                                        bob: hostapp.User) -> None:
+    viewer, secret = register_client()
+    assert secret
+    tokens = approve_and_exchange(page_app, "alice", viewer.client_id, secret)
+    client = logged_in(page_app, "bob")
+    assert client.get(f"/tokens/apps/{viewer.client_id}/revoke").status_code == 404
+    response = client.post(f"/tokens/apps/{viewer.client_id}/revoke", data={"csrf_token": page_csrf(client)})
+    assert response.status_code == 404
+    assert page_app.test_client().get("/reports", headers=bearer(tokens["access_token"])).status_code == 200
+    assert all(row.revoked_at is None for row in token_rows(page_app))
+
+
+@pytest.mark.parametrize("client_id", ["%00", "abc%00def", "x" * 65, "a%20b", "%C3%A9t%C3%A9", "..%2F..%2Fetc",
+                                       "unknown"])
+def test_odd_client_ids_are_not_found_never_a_500(page_app: Flask, admin: hostapp.User, client_id: str) -> None:
+    client = logged_in(page_app, "root")
+    csrf = page_csrf(client)
+    for path in (f"/tokens/apps/{client_id}/revoke", f"/tokens/clients/{client_id}/delete"):
+        assert client.get(path).status_code == 404, path
+        assert client.post(path, data={"csrf_token": csrf}).status_code == 404, path
+
+
+def test_oauth2_sections_and_routes_are_absent_when_the_server_is_off(make_app: Callable[..., Flask]) -> None:
+    app = make_app(APITOKENS_LOGIN_VIEW="/login", APITOKENS_OAUTH2_SERVER=False)
+    with app.app_context():
+        hostapp.make_user("root", is_admin=True)
+        client = logged_in(app, "root")
+        html = client.get("/tokens").get_data(as_text=True)
+        assert 'id="key-form"' in html  # the admin section is there...
+        assert "Apps you approved" not in html and "OAuth2 clients" not in html and 'id="client-form"' not in html
+        csrf = csrf_token(html)
+        assert client.get("/tokens/apps/abc/revoke").status_code == 404
+        assert client.post("/tokens/clients/create", data={"client-csrf_token": csrf}).status_code == 404
+        assert client.get("/tokens/clients/abc/delete").status_code == 404
+
+
+# -- OAuth2: clients, for administrators -----------------------------------------------------------------------
+def create_client(client: Any, **fields: Any) -> Any:
+    data: dict[str, Any] = {"client-csrf_token": page_csrf(client, "client"), "client-name": "Nightly Reports",
+                            "client-redirect_uris": REDIRECT_URI + "\r\n" + OTHER_REDIRECT_URI,
+                            "client-client_type": "confidential", "client-scopes": ["reports:read"]}
+    data.update({f"client-{name}": value for name, value in fields.items()})
+    return client.post("/tokens/clients/create", data=data)
+
+
+def test_admin_registers_a_confidential_client_and_sees_its_secret_once(page_app: Flask, admin: hostapp.User,
+                                                                         alice: hostapp.User) -> None:
+    client = logged_in(page_app, "root")
+    response = create_client(client, scopes=["reports:read", "reports:write"])
+    assert response.status_code == 201
+    assert_security_headers(response)
+    html = response.get_data(as_text=True)
+    secret = shown_secret(html)
+    assert secret and "it will not be shown again" in html and "Client secret" in html
+    (registered,) = oauth2_clients.list_clients()
+    assert registered.name == "Nightly Reports" and not registered.public
+    assert registered.redirect_uri_list == [REDIRECT_URI, OTHER_REDIRECT_URI]
+    assert registered.scope_list == ["reports:read", "reports:write"]
+    assert f'id="new-client-id">{registered.client_id}<' in html
+    # Only a digest is stored, and the secret shown is the one it was made from.
+    assert registered.secret_digest and secret.encode() not in registered.secret_digest
+    state = page_app.extensions["apitokens"]
+    assert state.service.hasher.digest(registered.client_id, secret) == registered.secret_digest
+    # The client works: a real authorization code exchange with that secret.
+    tokens = approve_and_exchange(page_app, "alice", registered.client_id, secret)
+    assert page_app.test_client().get("/reports", headers=bearer(tokens["access_token"])).status_code == 200
+    # Listed, and the secret is never shown again.
+    again = client.get("/tokens").get_data(as_text=True)
+    assert secret not in again and 'id="new-secret"' not in again
+    row = re.search(rf'<tr data-client-id="{registered.client_id}">(.*?)</tr>', again, re.S)
+    assert row is not None
+    for text in ("Nightly Reports", "confidential", REDIRECT_URI, OTHER_REDIRECT_URI, "reports:write"):
+        assert text in row.group(1)
+
+
+def test_admin_registers_a_public_client_without_a_secret(page_app: Flask, admin: hostapp.User) -> None:
+    client = logged_in(page_app, "root")
+    response = create_client(client, client_type="public", name="Phone App")
+    assert response.status_code == 201
+    html = response.get_data(as_text=True)
+    (registered,) = oauth2_clients.list_clients()
+    assert registered.public and registered.secret_digest is None
+    assert shown_secret(html) is None and "has no secret" in html
+    assert f'id="new-client-id">{registered.client_id}<' in html
+    assert re.search(rf'<tr data-client-id="{registered.client_id}">.*?>public<', html, re.S)
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"name": ""}, "Give the application a name."),
+    ({"name": "   "}, "Give the application a name."),
+    ({"name": "x" * 201}, "Field cannot be longer than 200 characters."),
+    ({"name": "bad\x00name"}, "Use letters, digits, spaces and punctuation only."),
+    ({"redirect_uris": ""}, "Give at least one redirect URI."),
+    ({"redirect_uris": "javascript:alert(1)"}, "Not an absolute http(s) URL"),
+    ({"redirect_uris": "https://ok.example/cb\njavascript:alert(1)"}, "Not an absolute http(s) URL"),
+    ({"redirect_uris": "https://app.example/cb#fragment"}, "Not an absolute http(s) URL"),
+    ({"redirect_uris": "/relative/callback"}, "Not an absolute http(s) URL"),
+    ({"redirect_uris": "https://a.example/\x00"}, "Not an absolute http(s) URL"),
+    ({"redirect_uris": "\n".join(f"https://a.example/{n}" for n in range(21))}, "at most 20 redirect URIs"),
+    ({"scopes": ["reports:read", "admin:everything"]}, "is not a valid choice"),
+    ({"client_type": "trusted"}, "Not a valid choice"),
+])
+def test_admin_bad_client_input_re_renders_with_400(page_app: Flask, admin: hostapp.User,
+                                                    fields: dict[str, Any], message: str) -> None:
+    client = logged_in(page_app, "root")
+    response = create_client(client, **fields)
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert message in html
+    assert 'id="client-form"' in html and 'value="Nightly Reports"' in html or "name" in fields  # kept
+    assert 'id="new-secret"' not in html
+    assert oauth2_clients.list_clients() == []
+
+
+def test_admin_client_form_without_csrf_is_refused(page_app: Flask, admin: hostapp.User) -> None:
+    client = logged_in(page_app, "root")
+    for csrf in (None, "forged"):
+        data = {"client-name": "Forged", "client-redirect_uris": REDIRECT_URI, "client-client_type": "confidential"}
+        if csrf is not None:
+            data["client-csrf_token"] = csrf
+        response = client.post("/tokens/clients/create", data=data)
+        assert response.status_code == 400 and "security token" in response.get_data(as_text=True)
+    assert oauth2_clients.list_clients() == []
+
+
+def test_admin_deletes_a_client_after_confirming_and_its_tokens_stop(page_app: Flask, admin: hostapp.User,
+                                                                     alice: hostapp.User) -> None:
+    viewer, secret = register_client()
+    assert secret
+    tokens = approve_and_exchange(page_app, "alice", viewer.client_id, secret)
+    client = logged_in(page_app, "root")
+    confirm = client.get(f"/tokens/clients/{viewer.client_id}/delete")
+    assert confirm.status_code == 200
+    assert_security_headers(confirm)
+    html = confirm.get_data(as_text=True)
+    assert "Delete the OAuth2 client &ldquo;Report Viewer&rdquo;?" in html and viewer.client_id in html
+    assert REDIRECT_URI in html
+    assert oauth2_clients.get_client(viewer.client_id) is not None  # asking is not deleting
+    refused = client.post(f"/tokens/clients/{viewer.client_id}/delete", data={"csrf_token": "forged"})
+    assert refused.status_code == 400
+    assert oauth2_clients.get_client(viewer.client_id) is not None
+
+    done = client.post(f"/tokens/clients/{viewer.client_id}/delete", data={"csrf_token": csrf_token(html, form="")})
+    assert done.status_code == 302 and done.headers["Location"] == "/tokens"
+    page_app.extensions["apitokens"].db.session.expire_all()
+    assert oauth2_clients.get_client(viewer.client_id) is None
+    assert page_app.test_client().get("/reports", headers=bearer(tokens["access_token"])).status_code == 401
+    assert refresh(page_app, viewer.client_id, secret, tokens["refresh_token"]).status_code in (400, 401)
+    assert all(row.revoked_at is not None for row in token_rows(page_app))
+    after = client.get("/tokens").get_data(as_text=True)
+    assert "was deleted" in after and f'data-client-id="{viewer.client_id}"' not in after
+    assert client.get(f"/tokens/clients/{viewer.client_id}/delete").status_code == 404
+
+
+def test_non_admin_cannot_see_or_manage_oauth2_clients(page_app: Flask, alice: hostapp.User,
+                                                       admin: hostapp.User) -> None:
+    viewer, _ = register_client()
+    client = logged_in(page_app, "alice")
+    html = client.get("/tokens").get_data(as_text=True)
+    assert "Apps you approved" in html  # everyone has that section
+    assert 'id="client-form"' not in html and "OAuth2 clients" not in html and viewer.client_id not in html
+    csrf = csrf_token(html)
+    created = client.post("/tokens/clients/create", data={
+        "client-csrf_token": csrf, "client-name": "Mine", "client-redirect_uris": REDIRECT_URI,
+        "client-client_type": "confidential"})
+    assert created.status_code == 403
+    assert client.get(f"/tokens/clients/{viewer.client_id}/delete").status_code == 403
+    assert client.post(f"/tokens/clients/{viewer.client_id}/delete", data={"csrf_token": csrf}).status_code == 403
+    assert [c.client_id for c in oauth2_clients.list_clients()] == [viewer.client_id]
+
+
+def test_a_client_id_with_a_slash_can_be_deleted(page_app: Flask, admin: hostapp.User) -> None:
+    # The CLI takes any ASCII client id; the page's routes must still reach it.
+    oauth2_clients.create_client(name="Team App", redirect_uris=[REDIRECT_URI], public=True, client_id="team/app")
+    client = logged_in(page_app, "root")
+    html = client.get("/tokens").get_data(as_text=True)
+    assert 'href="/tokens/clients/team/app/delete"' in html
+    confirm = client.get("/tokens/clients/team/app/delete")
+    assert confirm.status_code == 200
+    done = client.post("/tokens/clients/team/app/delete",
+                       data={"csrf_token": csrf_token(confirm.get_data(as_text=True), form="")})
+    assert done.status_code == 302
+    assert oauth2_clients.list_clients() == []

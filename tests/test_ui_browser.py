@@ -254,3 +254,38 @@ def test_readable_on_a_phone(browser: Any, demo: SimpleNamespace) -> None:
         page.screenshot(path=str(DOCS_STATIC / "token-page-phone.png"), full_page=False)
     finally:
         ctx.close()
+
+
+def test_admin_registers_a_confidential_oauth2_client_and_sees_its_secret_once(context: Any,
+                                                                                demo: SimpleNamespace) -> None:
+    page = context.new_page()
+    log_in(page, ADMIN, ADMIN_PASSWORD)
+    form = page.locator("#client-form")
+    form.get_by_label("Application name").fill("Browser Reports")
+    form.get_by_label("Redirect URIs (one a line)").fill("https://reports.example/callback\n"
+                                                         "http://127.0.0.1:9/callback")
+    form.get_by_label(re.compile("^Confidential")).check()
+    form.get_by_label("data:read").check()
+    form.get_by_role("button", name="Register client").click()
+
+    page.get_by_role("heading", name=re.compile("New OAuth2 client .*Browser Reports")).wait_for()
+    secret = page.get_by_label("Client secret", exact=True).input_value()
+    client_id = page.locator("#new-client-id").inner_text()
+    assert len(secret) >= 40 and client_id
+    assert page.get_by_text("it will not be shown again").is_visible()
+    row = page.locator(f'#client-table tbody tr[data-client-id="{client_id}"]')
+    assert "confidential" in row.inner_text() and "https://reports.example/callback" in row.inner_text()
+
+    # The secret is right: the token endpoint accepts it (and refuses a wrong one).
+    def token_request(password: str) -> requests.Response:
+        return requests.post(f"{demo.url}/oauth/token", auth=(client_id, password), timeout=10,
+                             data={"grant_type": "authorization_code", "code": "not-a-code",
+                                   "redirect_uri": "http://127.0.0.1:9/callback"})
+
+    assert token_request(secret).json()["error"] == "invalid_grant"  # client authenticated, the code is bogus
+    assert token_request(secret + "x").json()["error"] == "invalid_client"
+
+    page.goto("/tokens")
+    assert secret not in page.content() and page.locator("#new-secret").count() == 0
+    assert page.locator(f'#client-table tbody tr[data-client-id="{client_id}"]').count() == 1
+    assert context.problems == []

@@ -1,5 +1,6 @@
 """The token page (``GET /tokens``): a person lists, creates and revokes their
-tokens; an administrator also manages API keys.
+tokens and takes back the OAuth2 apps they approved; an administrator also
+manages API keys and OAuth2 clients.
 
 HTML, not JSON: a logged-in browser session only (a request carrying an API
 credential is refused), Flask-WTF forms with CSRF tokens, and headers that keep
@@ -25,7 +26,18 @@ from ..config import DAY
 from ..credentials import read_authorization, state
 from ..models import utcnow
 from ..service import KEY, PERSONAL_KINDS, TokenInfo
-from .ui_forms import NEVER, KeyForm, RevokeForm, TokenForm, key_form, token_form
+from .ui_forms import (
+    NEVER,
+    ClientForm,
+    DeleteForm,
+    KeyForm,
+    RevokeForm,
+    TokenForm,
+    client_form,
+    key_form,
+    redirect_uri_lines,
+    token_form,
+)
 
 if TYPE_CHECKING:
     from ..extension import State
@@ -46,6 +58,8 @@ SECURITY_HEADERS = {
 
 #: What a credential's public id can look like (the id column holds 16 characters).
 _PUBLIC_ID = re.compile(r"[A-Za-z0-9]{1,16}")
+#: What an OAuth2 client id can look like (up to 64 printable ASCII characters, no NUL).
+_CLIENT_ID = re.compile(r"[\x21-\x7e]{1,64}")
 
 #: What each state of a credential is called on the page.
 STATE_LABELS = {
@@ -94,11 +108,15 @@ def is_admin(user: Any) -> bool:
     return bool(state().users.profile(user).get("is_admin"))
 
 
-def require_admin() -> Any:
+def require_admin(what: str = "API keys") -> Any:
     user = the_user()
     if not is_admin(user):
-        abort(403, "Only administrators manage API keys.")
+        abort(403, f"Only administrators manage {what}.")
     return user
+
+
+def oauth2_on() -> bool:
+    return bool(state().settings["OAUTH2_SERVER"])
 
 
 def refuse_bad_csrf(form: Any) -> None:
@@ -157,10 +175,38 @@ def format_time(moment: dt.datetime | None, empty: str = "never") -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment is not None else empty
 
 
+def app_rows(user: Any) -> list[dict[str, Any]]:
+    """The OAuth2 apps ``user`` approved, with each scope's description."""
+    from ..oauth2.grants_store import list_approved_apps
+
+    descriptions = state().settings.scopes
+    return [{
+        "client_id": app.client_id,
+        "name": app.client_name,
+        "scopes": [(scope, descriptions.get(scope, "")) for scope in app.scopes],
+        "approved_at": app.approved_at,
+        "last_approved_at": app.last_approved_at,
+        "live_tokens": app.live_tokens,
+    } for app in list_approved_apps(user)]
+
+
+def client_row(client: Any) -> dict[str, Any]:
+    return {
+        "client_id": client.client_id,
+        "name": client.name,
+        "public": bool(client.public),
+        "redirect_uris": client.redirect_uri_list,
+        "scopes": client.scope_list,
+        "created_at": client.created_at,
+    }
+
+
 def page(*, status: int = 200, token_form_: TokenForm | None = None, key_form_: KeyForm | None = None,
-         new_secret: dict[str, Any] | None = None) -> tuple[str, int]:
-    """The token page: the user's tokens and the create form; for an
-    administrator, the API keys and their form too."""
+         client_form_: ClientForm | None = None, new_secret: dict[str, Any] | None = None,
+         new_client: dict[str, Any] | None = None) -> tuple[str, int]:
+    """The token page: the user's tokens and the create form, and the apps
+    they approved; for an administrator, the API keys and the OAuth2 clients
+    with their forms too."""
     st = state()
     user = the_user()
     admin = is_admin(user)
@@ -172,7 +218,11 @@ def page(*, status: int = 200, token_form_: TokenForm | None = None, key_form_: 
         "new_secret": new_secret,
         "revoke_form": RevokeForm(formdata=None),
         "scheme": "token",
+        "oauth2": oauth2_on(),
+        "new_client": new_client,
     }
+    if context["oauth2"]:
+        context["apps"] = app_rows(user)
     if admin:
         keys = st.service.list(None, kinds=(KEY,), include_inactive=True)
         owners = {}
@@ -181,6 +231,11 @@ def page(*, status: int = 200, token_form_: TokenForm | None = None, key_form_: 
             owners[owner_id] = (st.users.profile(owner).get("username") or str(owner_id)) if owner else str(owner_id)
         context["keys"] = rows_for(keys, owners=owners)
         context["key_form"] = key_form_ or key_form(st.settings, formdata=None)
+        if context["oauth2"]:
+            from ..oauth2.clients import list_clients
+
+            context["clients"] = [client_row(client) for client in list_clients()]
+            context["client_form"] = client_form_ or client_form(st.settings, formdata=None)
     return render_template("apitokens/tokens.html", **context), status
 
 
@@ -267,6 +322,75 @@ def revoke_key(token_id: str) -> Any:
     return _confirm_or_revoke(row, back="apitokens_ui.tokens", what="API key", owner=owner)
 
 
+# -- OAuth2: apps a person approved, clients an administrator registers ----------------------
+def known_client_id(client_id: str) -> str:
+    """``client_id`` if it could be one; else 404 (PostgreSQL refuses a NUL in a query)."""
+    if not _CLIENT_ID.fullmatch(client_id):
+        abort(404, "No such application.")
+    return client_id
+
+
+def revoke_app(client_id: str) -> Any:
+    """GET: what the app may do, and a confirmation. POST: take the approval
+    back; the app's access and refresh tokens stop working at once."""
+    from ..oauth2 import grants_store
+
+    known_client_id(client_id)
+    user = the_user()
+    app = next((row for row in app_rows(user) if row["client_id"] == client_id), None)
+    if app is None:
+        abort(404, "You have not approved this application.")
+    form = RevokeForm()
+    if request.method == "POST":
+        if form.validate_on_submit():
+            grants_store.revoke_app(user, client_id)
+            flash(f"\u201c{app['name']}\u201d no longer has access to your account.")
+            return redirect(url_for("apitokens_ui.tokens"))
+        refuse_bad_csrf(form)
+    return render_template("apitokens/confirm_revoke_app.html", form=form, app=app,
+                           cancel_url=url_for("apitokens_ui.tokens"))
+
+
+def create_client() -> Any:
+    from ..oauth2.clients import create_client as register
+
+    st = state()
+    require_admin("OAuth2 clients")
+    form = client_form(st.settings)
+    if not form.validate_on_submit():
+        refuse_bad_csrf(form)
+        return page(status=400, client_form_=form)
+    made = register(name=form.name.data.strip(), redirect_uris=redirect_uri_lines(form.redirect_uris.data),
+                    public=form.client_type.data == "public", scopes=form.scopes.data or [])
+    client = made.client
+    new_client = {"client_id": client.client_id, "name": client.name, "public": bool(client.public)}
+    secret = None
+    if made.client_secret is not None:
+        secret = {"kind": "client", "token": made.client_secret, "name": client.name,
+                  "client_id": client.client_id, "expires_at": None}
+    return page(status=201, new_secret=secret, new_client=new_client)
+
+
+def delete_client(client_id: str) -> Any:
+    """GET: the client and a confirmation. POST: delete it, revoking every token it holds."""
+    from ..oauth2 import clients
+
+    require_admin("OAuth2 clients")
+    client = clients.get_client(known_client_id(client_id))
+    if client is None:
+        abort(404, "No such OAuth2 client.")
+    form = DeleteForm()
+    if request.method == "POST":
+        if form.validate_on_submit():
+            name = client.name
+            clients.delete_client(client_id)
+            flash(f"The OAuth2 client \u201c{name}\u201d was deleted and its tokens revoked.")
+            return redirect(url_for("apitokens_ui.tokens"))
+        refuse_bad_csrf(form)
+    return render_template("apitokens/confirm_delete_client.html", form=form, client=client_row(client),
+                           cancel_url=url_for("apitokens_ui.tokens"))
+
+
 # -- errors: an HTML page, never a 500 for bad input ---------------------------------------
 def error_page(title: str, message: str, status: int) -> tuple[str, int]:
     return render_template("apitokens/error.html", title=title, message=message, status=status), status
@@ -299,6 +423,11 @@ def create_blueprint(state: State) -> Blueprint:
     blueprint.add_url_rule("/<token_id>/revoke", "revoke_token", revoke_token, methods=["GET", "POST"])
     blueprint.add_url_rule("/keys/create", "create_key", create_key, methods=["POST"])
     blueprint.add_url_rule("/keys/<token_id>/revoke", "revoke_key", revoke_key, methods=["GET", "POST"])
+    if state.settings["OAUTH2_SERVER"]:
+        blueprint.add_url_rule("/apps/<path:client_id>/revoke", "revoke_app", revoke_app, methods=["GET", "POST"])
+        blueprint.add_url_rule("/clients/create", "create_client", create_client, methods=["POST"])
+        blueprint.add_url_rule("/clients/<path:client_id>/delete", "delete_client", delete_client,
+                               methods=["GET", "POST"])
     blueprint.register_error_handler(HTTPException, http_error)
     blueprint.register_error_handler(errors.APITokensError, service_error)
     blueprint.register_error_handler(sa.exc.OperationalError, database_error)
