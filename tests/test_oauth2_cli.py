@@ -97,6 +97,9 @@ def test_cli_errors_exit_1(app: Flask) -> None:
         ("create-client", "--name", "A", "--redirect-uri", "https://a.example/cb#frag"),
         ("create-client", "--name", "A", "--redirect-uri", "https://a.example/cb", "--scope", "undeclared"),
         ("create-client", "--name", " ", "--redirect-uri", "https://a.example/cb"),
+        ("create-client", "--name", "A", "--redirect-uri", "https://a.example/\x00cb"),
+        ("create-client", "--name", "A", "--redirect-uri", "https://a.example/\x1bcb"),
+        ("create-client", "--name", "A\x00B", "--redirect-uri", "https://a.example/cb"),
         ("delete-client", "no-such-client"),
         ("delete-client",),
     ]

@@ -28,7 +28,8 @@ def oauth2_models(state: Any = None) -> Any:
 
 def check_redirect_uri(uri: Any) -> str:
     """An absolute http(s) URI without a fragment (RFC 6749 3.1.2)."""
-    if not isinstance(uri, str) or not uri or len(uri) > 2000 or any(c.isspace() for c in uri):
+    if (not isinstance(uri, str) or not uri or len(uri) > 2000
+            or any(c.isspace() or not c.isprintable() for c in uri)):  # NUL and control characters too
         raise errors.BadRequest(f"Not a valid redirect URI: {uri!r}.", code="invalid_redirect_uri")
     parts = urlsplit(uri)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment or "#" in uri:
@@ -42,7 +43,7 @@ def create_client(*, name: str, redirect_uris: list[str], public: bool, scopes: 
     """Register a client. A confidential client gets a secret, returned once and
     stored as a keyed digest. Raises BadRequest for bad input."""
     state = state or current_state()
-    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+    if not isinstance(name, str) or not name.strip() or len(name) > 200 or "\x00" in name:
         raise errors.BadRequest("A client needs a name of at most 200 characters.", code="invalid_field")
     if not redirect_uris:
         raise errors.BadRequest("A client needs at least one redirect URI.", code="invalid_redirect_uri")
