@@ -26,6 +26,8 @@ class State:
     users: UserStore
     settings: Settings
     service: TokenService
+    #: The extension's own Flask-Limiter ``Limiter`` (see :mod:`flask_apitokens.ratelimit`).
+    limiter: Any = None
 
 
 class APITokens:
@@ -73,6 +75,10 @@ class APITokens:
         json_routing_errors(app, loaded["URL_PREFIX"])
         app.cli.add_command(apitokens_cli)
         self._hook_login_manager(app)
+        # Last: it wraps the credential routes of every blueprint registered above.
+        from . import ratelimit
+
+        state.limiter = ratelimit.init_app(app, state)
 
     @staticmethod
     def _hook_login_manager(app: Flask) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from flask import Blueprint, Response, request
 
 from ..credentials import state
+from ..ratelimit import rate_limited
 from ..views.common import expires_in_field, read_body, scopes_field, text_field, token_response
 from .userpass import check_password_login
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from ..extension import State
 
 
+@rate_limited(account="email")
 def exchange_password() -> Response:
     body = read_body(form=False)
     email = text_field(body, "email", max_length=320)

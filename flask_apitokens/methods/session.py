@@ -11,6 +11,7 @@ from flask_login import current_user
 
 from .. import errors
 from ..credentials import authenticate_request, state
+from ..ratelimit import rate_limited
 from ..views.common import expires_in_field, read_body, scopes_field, text_field, token_response
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ def is_cross_site(trusted: list[str]) -> bool:
     return (parts.scheme, parts.netloc) != (request.scheme, request.host)
 
 
+@rate_limited()
 def create_session_token() -> Response:
     body = read_body()
     presented = authenticate_request()

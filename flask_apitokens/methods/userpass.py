@@ -9,6 +9,7 @@ from flask import Blueprint, Response, request
 
 from .. import errors, signals
 from ..credentials import state
+from ..ratelimit import rate_limited
 from ..views.common import expires_in_field, read_body, scopes_field, text_field, token_response
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ def check_password_login(login: str, password: str, *, method: str, by_email: bo
     return user
 
 
+@rate_limited(account="username")
 def authenticate_userpass() -> Response:
     body = read_body()
     username = text_field(body, "username", max_length=320)

@@ -4,8 +4,8 @@ limits, and turning every error into ``{"error", "message"}`` JSON."""
 from __future__ import annotations
 
 import json
-from urllib.parse import parse_qsl
 from typing import Any
+from urllib.parse import parse_qsl
 
 import sqlalchemy as sa
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
@@ -15,6 +15,7 @@ from .. import errors
 from ..credentials import state
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+_STREAMED_BODY = "apitokens.streamed_body"
 
 
 def read_body(*, form: bool = True) -> dict[str, Any]:
@@ -27,12 +28,16 @@ def read_body(*, form: bool = True) -> dict[str, Any]:
     if request.content_length is not None:
         if request.content_length > limit:
             raise too_large
+        # Cached first, so the body can be read again (as a form or not) in one request.
+        data = request.get_data(cache=True)
         if form and mimetype in _FORM_TYPES:
             return {key: request.form.get(key) for key in request.form}
-        data = request.get_data(cache=True)
     else:
-        # A streamed (chunked) body: read one byte past the limit to tell "too large".
-        data = request.stream.read(limit + 1)
+        # A streamed (chunked) body: read one byte past the limit to tell "too large",
+        # once per request (the rate limiter reads the account name before the view).
+        data = request.environ.get(_STREAMED_BODY)
+        if data is None:
+            data = request.environ[_STREAMED_BODY] = request.stream.read(limit + 1)
         if len(data) > limit:
             raise too_large
         if form and mimetype == "application/x-www-form-urlencoded":
