@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from flask import Blueprint, Response, request
 
 from .. import errors, signals
+from .. import openapi as oa
 from ..credentials import state
 from ..ratelimit import rate_limited
 from ..views.common import expires_in_field, read_body, scopes_field, text_field, token_response
@@ -42,3 +43,15 @@ def authenticate_userpass() -> Response:
 def register(blueprint: Blueprint, state: State) -> None:
     if state.settings["USERPASS"]:
         blueprint.add_url_rule("/authenticate/userpass", "userpass", authenticate_userpass, methods=["POST"])
+
+
+#: The route, for the OpenAPI document (see :mod:`flask_apitokens.openapi`).
+OPENAPI = {"/authenticate/userpass": {"post": oa.operation(
+    "A token for a username and password", tag="issue", security=oa.NO_CREDENTIAL,
+    description="Form fields or JSON. A wrong user and a wrong password get the same 401.",
+    body=oa.credential_body({"username": {"type": "string", "maxLength": 320},
+                             "password": {"type": "string", "maxLength": 1024}, **oa.ISSUE_FIELDS},
+                            required=["username", "password"]),
+    responses={200: oa.json_response("The new token, shown once", oa.ref("IssuedToken"))},
+    errors=(400, 401, 413, 415, 429, 503),
+)}}
