@@ -37,6 +37,12 @@ OTHER_MODULES: tuple[str, ...] = ()
 TEXT: dict[str, Any] = {"type": "string"}
 ISO_TIME: dict[str, Any] = {"type": ["string", "null"], "description": "ISO 8601 UTC, e.g. 2027-02-20T12:00:00.000Z"}
 PERSON_ID: dict[str, Any] = {"type": ["integer", "string"]}
+_NO_NUL = "^[^\\u0000]*$"
+
+
+def text(max_length: int, *, min_length: int = 0) -> dict[str, Any]:
+    """A text field as ``views.common.text_field`` takes it (no NUL; empty means absent)."""
+    return {"type": "string", "minLength": min_length, "maxLength": max_length, "pattern": _NO_NUL}
 
 #: What every error status means, for the shared responses.
 ERROR_TEXT = {
@@ -99,21 +105,49 @@ def json_response(description: str, schema: dict[str, Any], **extra: Any) -> dic
 
 
 def credential_body(properties: dict[str, Any], *, required: list[str], form: bool = True) -> dict[str, Any]:
-    """A request body of JSON (and, with ``form``, a URL-encoded form) with these fields."""
+    """A request body of JSON (and, with ``form``, a URL-encoded form) with these
+    fields; the body is required when a field is."""
     schema = {"type": "object", "required": required, "properties": properties}
     content = {"application/json": {"schema": schema}}
     if form:
-        content["application/x-www-form-urlencoded"] = {"schema": schema}
-    return {"required": False, "content": content}
+        content["application/x-www-form-urlencoded"] = {"schema": _form_schema(schema)}
+    return {"required": bool(required), "content": content}
 
 
 #: The optional fields every issuing route takes.
 ISSUE_FIELDS: dict[str, Any] = {
-    "name": {"type": "string", "maxLength": 200},
-    "scopes": {"oneOf": [{"type": "array", "items": TEXT}, {"type": "string"}],
-               "description": "Scope names, as a list or space-separated."},
-    "expires_in": {"type": "integer", "minimum": 1, "description": "Seconds; capped by APITOKENS_MAX_LIFETIME."},
+    # null or "" means "not given", as in a form.
+    "name": {"oneOf": [text(200), {"type": "null"}]},
+    "scopes": ref("Scopes"),
+    "expires_in": {
+        "description": "Seconds (capped by APITOKENS_MAX_LIFETIME); digits in a string too, as forms send them.",
+        "oneOf": [{"type": "integer", "minimum": 1, "maximum": 100 * 365 * 86400},
+                  {"type": "string", "pattern": "^(0*[1-9][0-9]{0,8})?$"}, {"type": "null"}],
+    },
 }
+
+
+def _form_schema(schema: Any) -> Any:
+    """A form has no null (it would arrive as the text "null"): the same schema without it."""
+    if isinstance(schema, list):
+        return [_form_schema(item) for item in schema if item != {"type": "null"}]
+    if not isinstance(schema, dict):
+        return schema
+    if schema.get("$ref") == "#/components/schemas/Scopes":
+        return ref("FormScopes")
+    return {key: _form_schema(value) for key, value in schema.items()}
+
+
+def scopes_schema(names: list[str], *, nullable: bool = True) -> dict[str, Any]:
+    """The scopes this application declares, as a list or a space-separated string."""
+    one = "|".join(re.escape(name) for name in sorted(names))
+    return {
+        "description": "Scope names the application declares, as a list or space-separated.",
+        "oneOf": [
+            {"type": "array", "items": {"enum": sorted(names)}},
+            {"type": "string", "pattern": f"^ *(({one}) +)*({one})? *$"},
+        ] + ([{"type": "null"}] if nullable else []),
+    }
 
 
 def operation(summary: str, *, tag: str, responses: dict[int, Any], errors: tuple[int, ...] = (),
@@ -189,7 +223,8 @@ def build(app: Flask) -> dict[str, Any]:
         },
         "paths": dict(sorted(paths.items())),
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, "Scopes": scopes_schema(list(settings.scopes)),
+                        "FormScopes": scopes_schema(list(settings.scopes), nullable=False)},
             "responses": _error_responses(),
             "securitySchemes": SECURITY_SCHEMES,
         },
