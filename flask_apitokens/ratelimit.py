@@ -24,13 +24,16 @@ route answers ``429 {"error": "rate_limited", ...}`` with ``Retry-After``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, Response, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
+from werkzeug.exceptions import HTTPException
 
 from . import errors
 
@@ -85,6 +88,39 @@ def account_name(source: str | None) -> str | None:
     return hashlib.sha256(value.strip().casefold()[:_ACCOUNT_MAX].encode("utf-8", "replace")).hexdigest()[:32]
 
 
+_REACHED = "apitokens.ratelimit_passed"
+
+
+def _reached(view: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(view)
+    def passed(*args: Any, **kwargs: Any) -> Any:
+        request.environ[_REACHED] = True
+        return view(*args, **kwargs)
+
+    return passed
+
+
+def _fail_closed(limited: Callable[..., Any]) -> Callable[..., Any]:
+    """A limiter whose storage fails (Redis down) must not let guesses through
+    unlimited, nor answer 500: the route answers 503 until the storage is back."""
+
+    @functools.wraps(limited)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return limited(*args, **kwargs)
+        except (HTTPException, errors.APITokensError):
+            raise  # 429, 413... are answers, not failures
+        except Exception as exc:
+            if request.environ.get(_REACHED):
+                raise  # the view's own error, not the limiter's
+            logging.getLogger("flask_apitokens").warning(
+                "flask-apitokens: rate-limit storage error: %s", type(exc).__name__)
+            raise errors.ServiceUnavailable("The rate-limit store is unavailable; try again shortly.",
+                                            code="rate_limit_unavailable") from exc
+
+    return checked
+
+
 def _breach_response(limit: Any) -> Response:
     response = RateLimited().response()
     response.apitokens_rate_limited = True  # type: ignore[attr-defined]  # tells our 429 from the host's
@@ -117,7 +153,7 @@ def init_app(app: Flask, state: State) -> Limiter:
             exempt_when=lambda source=source: account_name(source) is None,
         )
         # Wrapped per application: the module-level view stays as it was.
-        app.view_functions[endpoint] = per_address(per_account(view))
+        app.view_functions[endpoint] = _fail_closed(per_address(per_account(_reached(view))))
 
     previous = app.error_handler_spec[None].get(429, {}).get(RateLimitExceeded)
 

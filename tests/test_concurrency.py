@@ -16,7 +16,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -132,7 +131,8 @@ def token_counts(url: str) -> tuple[int, int]:
     try:
         with engine.connect() as conn:
             total = conn.execute(sa.text("SELECT count(*) FROM apitokens_token")).scalar()
-            revoked = conn.execute(sa.text("SELECT count(*) FROM apitokens_token WHERE revoked_at IS NOT NULL")).scalar()
+            revoked = conn.execute(
+                sa.text("SELECT count(*) FROM apitokens_token WHERE revoked_at IS NOT NULL")).scalar()
             return int(total or 0), int(revoked or 0)
     finally:
         engine.dispose()

@@ -163,3 +163,15 @@ def test_redis_storage_is_shared_by_two_app_instances(make_app: Callable[..., Fl
     local = make_app(**{**config, "RATELIMIT_STORAGE_URI": "memory://"})
     with local.app_context():
         assert attempt(local.test_client(), "user9").status_code == 401
+
+
+def test_an_unreachable_limiter_store_fails_closed_with_503(make_app: Callable[..., Flask]) -> None:
+    app = make_app(RATELIMIT_STORAGE_URI="redis://127.0.0.1:9/0")  # the discard port: nothing listens
+    with app.app_context():
+        hostapp.make_user("alice")
+        response = attempt(app.test_client(), "alice", "pw-correct")
+        assert response.status_code == 503
+        assert response.json["error"] == "rate_limit_unavailable"
+        assert token_rows(app) == []  # the route was not run unlimited
+        # Routes without a credential do not depend on the limiter's store.
+        assert app.test_client().get("/api/openapi.json").status_code == 200

@@ -18,7 +18,8 @@ PASSWORD = "pw-correct"
 
 def test_no_secret_is_ever_logged(make_app: Any, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)  # the root logger: every logger without its own level
-    caplog.set_level(logging.DEBUG, logger="sqlalchemy")  # SQLAlchemy sets WARN on its own: statements and parameters too
+    # SQLAlchemy sets WARN on its own logger: at DEBUG it logs statements and parameters too.
+    caplog.set_level(logging.DEBUG, logger="sqlalchemy")
     app: Flask = make_app(APITOKENS_ACCOUNT_RATE_LIMIT="3/minute")
     secrets: list[str] = [PASSWORD, "wrong-password-123"]
     with app.app_context():
