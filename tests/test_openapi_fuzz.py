@@ -25,8 +25,8 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 from schemathesis.specs.openapi.checks import ignored_auth  # noqa: E402
 
 #: Hypothesis examples per operation and database; with schemathesis's coverage
-#: phase and the unsupported-method probes this is about 2,700 cases on two databases.
-EXAMPLES = int(os.environ.get("APITOKENS_TEST_FUZZ_EXAMPLES", "80"))
+#: phase and the unsupported-method probes this is about 2,500 cases on two databases.
+EXAMPLES = int(os.environ.get("APITOKENS_TEST_FUZZ_EXAMPLES", "100"))
 CASES: collections.Counter[str] = collections.Counter()
 STATUSES: collections.Counter[int] = collections.Counter()
 
