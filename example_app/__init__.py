@@ -69,6 +69,13 @@ def create_app(**config: Any) -> Flask:
 
     register_views(app)
     app.cli.add_command(create_user)
+    if app.extensions["apitokens"].settings["OAUTH2_SERVER"]:
+        from .oauth_demo import blueprint as oauth_demo
+        from .oauth_demo import register_demo_client
+
+        register_demo_client(app)
+        app.register_blueprint(oauth_demo)
+        app.context_processor(lambda: {"oauth_demo_enabled": True})
     return app
 
 

@@ -21,7 +21,10 @@ def _state() -> Any:
     return current_app.extensions["apitokens"]
 
 
-def find_user(name: str) -> Any:
+def find_user(name: str | None) -> Any:
+    if not name:
+        # Not click's required=True: that exits with 2; a missing user is exit 1 like an unknown one.
+        raise click.ClickException("--user is required: the username or email of the owner.")
     user = _state().users.find_by_login(name)
     if user is None:
         raise click.ClickException(f"No user named {name!r}.")
@@ -39,7 +42,8 @@ def print_issued(issued: IssuedToken, as_json: bool, secret_field: str = "token"
     click.echo("Copy it now: it is not stored and will not be shown again.", err=True)
 
 
-def issue_from_cli(user_name: str, kind: str, name: str, scopes: tuple[str, ...], expires_in: int | None) -> IssuedToken:
+def issue_from_cli(user_name: str | None, kind: str, name: str, scopes: tuple[str, ...],
+                   expires_in: int | None) -> IssuedToken:
     user = find_user(user_name)
     try:
         return _state().service.issue(user, via="cli", kind=kind, name=name, scopes=scopes,
@@ -58,15 +62,39 @@ def apitokens_cli() -> None:
 
 
 @apitokens_cli.command("create-token")
-@click.option("--user", "user_name", required=True, help="Username (or email) of the owner.")
+@click.option("--user", "user_name", help="Username (or email) of the owner (required).")
 @click.option("--name", default="", help="A name to recognize the token by.")
 @scope_option
 @click.option("--expires-in", type=click.IntRange(min=1), help="Seconds until it expires.")
 @json_option
 @with_appcontext
-def create_token(user_name: str, name: str, scopes: tuple[str, ...], expires_in: int | None, as_json: bool) -> None:
+def create_token(user_name: str | None, name: str, scopes: tuple[str, ...], expires_in: int | None,
+                 as_json: bool) -> None:
     """Make an API token for a user and print it once."""
     print_issued(issue_from_cli(user_name, "token", name, scopes, expires_in), as_json)
+
+
+@apitokens_cli.command("create-key")
+@click.option("--user", "user_name", help="Username (or email) of the owner, a person or a service account (required).")
+@click.option("--name", default="", help="A name to recognize the key by.")
+@scope_option
+@click.option("--expires-in", type=click.IntRange(min=1), help="Seconds until it expires (default: never).")
+@json_option
+@with_appcontext
+def create_key(user_name: str | None, name: str, scopes: tuple[str, ...], expires_in: int | None,
+               as_json: bool) -> None:
+    """Make an API key (sent as ``Authorization: key ...``) and print it once."""
+    print_issued(issue_from_cli(user_name, KEY, name, scopes, expires_in), as_json, secret_field="key")
+
+
+@apitokens_cli.command("list-keys")
+@click.option("--user", "user_name", help="Only this user's keys.")
+@click.option("--all", "include_inactive", is_flag=True, help="Include revoked and expired ones.")
+@json_option
+@with_appcontext
+def list_keys(user_name: str | None, include_inactive: bool, as_json: bool) -> None:
+    """List API keys (never their secrets)."""
+    _print_list(user_name, (KEY,), include_inactive, as_json, "keys")
 
 
 @apitokens_cli.command("list")
@@ -76,11 +104,16 @@ def create_token(user_name: str, name: str, scopes: tuple[str, ...], expires_in:
 @with_appcontext
 def list_tokens(user_name: str | None, include_inactive: bool, as_json: bool) -> None:
     """List tokens and keys (never their secrets)."""
+    _print_list(user_name, (*PERSONAL_KINDS, KEY), include_inactive, as_json, "tokens")
+
+
+def _print_list(user_name: str | None, kinds: tuple[str, ...], include_inactive: bool, as_json: bool,
+                json_field: str) -> None:
     state = _state()
     user_id = state.users.user_id(find_user(user_name)) if user_name else None
-    infos = state.service.list(user_id, kinds=(*PERSONAL_KINDS, KEY), include_inactive=include_inactive)
+    infos = state.service.list(user_id, kinds=kinds, include_inactive=include_inactive)
     if as_json:
-        click.echo(json.dumps({"tokens": [dict(info.to_json(), user_id=info.user_id) for info in infos]}))
+        click.echo(json.dumps({json_field: [dict(info.to_json(), user_id=info.user_id) for info in infos]}))
         return
     for info in infos:
         click.echo(f"{info.id}  {info.kind:<10} {info.via:<10} user={info.user_id}  "

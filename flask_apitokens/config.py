@@ -25,6 +25,8 @@ DEFAULTS: dict[str, Any] = {
     "APITOKENS_KEY_PREFIX": "apk_",
     #: Prefix of OAuth2 access tokens issued by the authorization server.
     "APITOKENS_OAUTH2_PREFIX": "apo_",
+    #: Prefix of OAuth2 refresh tokens (never accepted on protected views).
+    "APITOKENS_OAUTH2_REFRESH_PREFIX": "apr_",
     #: Key of the stored digests. Default: derived from ``SECRET_KEY``.
     "APITOKENS_PEPPER": None,
     #: Earlier peppers, still accepted while old tokens are in use (like ``SECRET_KEY_FALLBACKS``).
@@ -204,7 +206,8 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any] | None
         values[key] = value.rstrip("/")
 
     prefixes = {}
-    for key in ("APITOKENS_TOKEN_PREFIX", "APITOKENS_KEY_PREFIX", "APITOKENS_OAUTH2_PREFIX"):
+    for key in ("APITOKENS_TOKEN_PREFIX", "APITOKENS_KEY_PREFIX", "APITOKENS_OAUTH2_PREFIX",
+                "APITOKENS_OAUTH2_REFRESH_PREFIX"):
         value = values[key]
         if not isinstance(value, str) or not crypto.PREFIX_PATTERN.fullmatch(value):
             raise _fail(key, "expected up to 16 letters, digits or '_'")

@@ -70,6 +70,33 @@ class InvalidCredentials(Unauthorized):
     message = "The account name or password is wrong."
 
 
+class BasicAuthRequired(Unauthorized):
+    """401 on the routes that take HTTP Basic credentials (``/api/user-token``)."""
+
+    code = "unauthorized"
+    message = "HTTP Basic credentials (username or email, and password) are required."
+    challenge = 'Basic realm="api"'
+
+
+class InvalidBasicCredentials(InvalidCredentials):
+    challenge = 'Basic realm="api"'
+
+
+class MalformedUserToken(BadRequest):
+    code = "malformed_token"
+    message = "The token is not a user-token issued by this server (bad format, algorithm or signature)."
+
+
+class UserTokenExpired(BadRequest):
+    code = "token_expired"
+    message = "The token has expired."
+
+
+class UserTokenRevoked(BadRequest):
+    code = "token_revoked"
+    message = "The token was revoked."
+
+
 class Forbidden(APITokensError):
     status = 403
     code = "forbidden"
@@ -81,10 +108,31 @@ class InsufficientScope(Forbidden):
     message = "The credential lacks a scope this request needs."
 
 
+class NotYourToken(Forbidden):
+    code = "token_not_yours"
+    message = "The token belongs to another user."
+
+
 class NotFound(APITokensError):
     status = 404
     code = "not_found"
     message = "Not found."
+
+
+class BadGateway(APITokensError):
+    """502: a service the request depends on (an OAuth provider) failed or answered nonsense."""
+
+    status = 502
+    code = "bad_gateway"
+    message = "An upstream service failed to answer properly."
+
+
+class GatewayTimeout(APITokensError):
+    """504: a service the request depends on did not answer in time."""
+
+    status = 504
+    code = "gateway_timeout"
+    message = "An upstream service did not answer in time."
 
 
 class PayloadTooLarge(APITokensError):
@@ -99,10 +147,23 @@ class UnsupportedMediaType(APITokensError):
     message = "The request body must be JSON or a form."
 
 
+class AccountConflict(APITokensError):
+    """An outside identity whose name or email a local account already uses."""
+
+    status = 409
+    code = "account_conflict"
+    message = "A local account already uses this name or email."
+
+
 class ServiceUnavailable(APITokensError):
     status = 503
     code = "service_unavailable"
     message = "A service this request needs is unavailable; try again shortly."
+
+
+class LDAPUnavailable(ServiceUnavailable):
+    code = "ldap_unavailable"
+    message = "The LDAP directory is unavailable; try again shortly."
 
 
 def handle(error: APITokensError) -> Response:

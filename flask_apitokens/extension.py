@@ -26,6 +26,8 @@ class State:
     users: UserStore
     settings: Settings
     service: TokenService
+    #: The OAuth2 server's tables (clients, codes, grants).
+    oauth2_models: Any = None
     #: The extension's own Flask-Limiter ``Limiter`` (see :mod:`flask_apitokens.ratelimit`).
     limiter: Any = None
 
@@ -71,6 +73,11 @@ class APITokens:
         from .views.common import json_routing_errors
 
         app.register_blueprint(api.create_blueprint(state), url_prefix=loaded["URL_PREFIX"])
+        from . import oauth2
+
+        state.oauth2_models = oauth2.build_models(state)
+        if loaded["OAUTH2_SERVER"]:
+            oauth2.register(app, state)
         app.register_error_handler(errors.APITokensError, errors.handle)
         json_routing_errors(app, loaded["URL_PREFIX"])
         app.cli.add_command(apitokens_cli)

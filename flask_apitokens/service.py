@@ -28,6 +28,8 @@ from .users import UserStore
 
 #: Kinds of credential, and the scheme each is presented with.
 TOKEN, KEY, USER_TOKEN, OAUTH2 = "token", "key", "user-token", "oauth2"
+#: OAuth2 refresh tokens: stored like the others, never accepted on protected views.
+REFRESH = "refresh"
 #: Kinds a person manages as "their tokens" (keys are the administrator's).
 PERSONAL_KINDS = (TOKEN, USER_TOKEN, OAUTH2)
 
@@ -94,6 +96,7 @@ class TokenService:
             TOKEN: settings["TOKEN_PREFIX"],
             KEY: settings["KEY_PREFIX"],
             OAUTH2: settings["OAUTH2_PREFIX"],
+            REFRESH: settings["OAUTH2_REFRESH_PREFIX"],
         }
         #: Bearer credentials that are not ``X:XXX`` tokens (user-token JWTs) are
         #: handed to these: each returns the record's public id, or None if not its kind.
@@ -219,29 +222,36 @@ class TokenService:
             raise errors.InsufficientScope("A token cannot get a scope its own credential lacks.")
         return wanted
 
-    def lifetime(self, via: str, kind: str, expires_in: int | None = DEFAULT) -> int | None:
-        """Seconds until a new credential expires: asked for, or the method's
-        default; capped by APITOKENS_MAX_LIFETIME (API keys are exempt)."""
-        seconds = self.settings.expiry_for(kind if kind in (KEY, USER_TOKEN, OAUTH2) else via)
-        if expires_in is not DEFAULT and expires_in is not None:
-            if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in <= 0:
-                raise errors.BadRequest("expires_in must be a positive whole number of seconds.")
+    def lifetime(self, method: str, kind: str, expires_in: int | None = DEFAULT) -> int | None:
+        """Seconds until a new credential expires: ``expires_in`` if given (None:
+        never), else the default of ``method`` (``userpass``, ``provider``...);
+        capped by APITOKENS_MAX_LIFETIME (API keys are exempt)."""
+        if expires_in is DEFAULT:
+            seconds = self.settings.expiry_for(kind if kind in (KEY, USER_TOKEN, OAUTH2) else method)
+        elif expires_in is None:
+            seconds = None
+        elif isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in <= 0:
+            raise errors.BadRequest("expires_in must be a positive whole number of seconds.")
+        else:
             seconds = expires_in
         cap = self.settings["MAX_LIFETIME"]
         if kind != KEY and cap is not None:
             seconds = cap if seconds is None else min(seconds, cap)
         return seconds
 
-    def issue(self, user: Any, *, via: str, kind: str = TOKEN, name: str = "", scopes: Iterable[str] = (),
+    def issue(self, user: Any, *, via: str, method: str | None = None, kind: str = TOKEN, name: str = "",
+              scopes: Iterable[str] = (),
               expires_in: int | None = DEFAULT, ip: str | None = None, client_id: str | None = None,
               parent_id: str | None = None, public_id: str | None = None, commit: bool = True) -> IssuedToken:
-        """Make a credential for ``user`` and store its digest. ``expires_in`` is
-        seconds (None: never, within the cap); by default, the method's expiry.
+        """Make a credential for ``user`` and store its digest. ``via`` says how it
+        was issued (shown to its owner); ``method`` names the expiry setting when it
+        differs from ``via`` (e.g. ``provider`` for ``via="github"``). ``expires_in``
+        is seconds (None: never, within the cap); by default, the method's expiry.
         For ``user-token`` records no secret is made (``token`` is empty)."""
         if not isinstance(name, str) or len(name) > 200:
             raise errors.BadRequest("name must be text of at most 200 characters.")
         scope_list = self.check_scopes(scopes)
-        seconds = self.lifetime(via, kind, expires_in)
+        seconds = self.lifetime(method or via, kind, expires_in)
         now = utcnow()
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # the precision of expiresOn
         expires_at = now + dt.timedelta(seconds=seconds) if seconds is not None else None

@@ -177,3 +177,31 @@ def test_arbitrary_json_never_500(client: Any, body: Any) -> None:
         response = client.post(path, json=body)
         assert 400 <= response.status_code < 500, (path, response.status_code)
         assert response.is_json
+
+
+def test_flask_login_set_up_after_the_extension_still_gets_the_loader(tmp_path: Any) -> None:
+    from flask_login import LoginManager, login_required
+
+    from flask_apitokens import APITokens
+    from tests import hostapp
+
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="a secret key for tests", SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/late.db")
+    hostapp.db.init_app(app)
+    APITokens(app, db=hostapp.db, user_model=hostapp.User)
+    late = LoginManager()
+    late.user_loader(lambda user_id: hostapp.db.session.get(hostapp.User, int(user_id)))
+    late.init_app(app)
+
+    @app.get("/who")
+    @login_required
+    def who() -> Any:
+        return jsonify(user=current_user.username)
+
+    with app.app_context():
+        hostapp.db.create_all()
+        token = app.extensions["apitokens"].service.issue(hostapp.make_user("late"), via="cli").token
+        assert app.test_client().get("/who", headers=auth(token)).json == {"user": "late"}
+        hostapp.db.session.remove()
+        hostapp.db.drop_all()
+        hostapp.db.engine.dispose()

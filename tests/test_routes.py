@@ -344,3 +344,11 @@ def test_host_paths_keep_the_hosts_error_pages(client: Any) -> None:
     response = client.get("/no-such-page")
     assert response.status_code == 404
     assert not response.is_json
+
+
+def test_a_holder_cannot_revoke_an_administrators_key(client: Any, user: Any, issue: Callable[..., str]) -> None:
+    key = issue(user, kind="key")
+    login(client)
+    response = client.delete(f"/api/tokens/{key.split(':')[0][4:]}")
+    assert response.status_code == 404
+    assert client.get("/keys-only", headers=auth(key, "key")).status_code == 200

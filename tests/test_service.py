@@ -215,3 +215,12 @@ def test_unknown_scope_is_refused(app: Flask, user: Any) -> None:
     with pytest.raises(InvalidScope):
         service(app).issue(user, via="cli", scopes=["admin:everything"])
     assert token_rows(app) == []
+
+
+def test_method_names_the_expiry_setting_and_none_means_never(make_app: Callable[..., Flask]) -> None:
+    app = make_app(APITOKENS_PROVIDER_EXPIRES_IN=7200, APITOKENS_MAX_LIFETIME=None)
+    with app.app_context():
+        owner = hostapp.make_user("carol")
+        github = service(app).issue(owner, via="github", method="provider").info
+        assert (github.via, github.expires_at - github.created_at) == ("github", dt.timedelta(seconds=7200))
+        assert service(app).issue(owner, via="cli", expires_in=None).info.expires_at is None

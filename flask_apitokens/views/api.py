@@ -13,13 +13,14 @@ from .. import errors, openapi
 from .. import openapi as oa
 from ..credentials import get_current_token, state
 from ..decorators import require_credential
+from ..service import PERSONAL_KINDS
 from .common import json_blueprint, token_response
 
 if TYPE_CHECKING:
     from ..extension import State
 
 #: Modules under ``flask_apitokens.methods`` whose routes live on this blueprint.
-METHODS = ("session", "userpass", "exchange")
+METHODS = ("session", "userpass", "exchange", "ldap", "user_token", "providers")
 
 _TOKENS_SCOPE = frozenset(("tokens",))
 # Public ids are random letters and digits (crypto.PUBLIC_ID_LENGTH; other kinds may differ in length).
@@ -59,7 +60,11 @@ def _known_form(token_id: str) -> str:
 def revoke_token(token_id: str) -> Response:
     user, _ = _caller(_TOKENS_SCOPE)
     _known_form(token_id)
-    revoked = state().service.revoke([token_id], user_id=state().users.user_id(user))
+    user_id = state().users.user_id(user)
+    # API keys are the administrator's to revoke, not their holder's.
+    if state().service.get(token_id, user_id=user_id, kinds=PERSONAL_KINDS) is None:
+        raise errors.NotFound("No such token.", code="token_not_found")
+    revoked = state().service.revoke([token_id], user_id=user_id)
     if not revoked:
         raise errors.NotFound("No such token.", code="token_not_found")
     return jsonify(revoked=revoked)

@@ -14,6 +14,9 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from .. import errors
 from ..credentials import state
 
+#: Names of the blueprints made by :func:`json_blueprint`.
+JSON_BLUEPRINTS: set[str] = set()
+
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 _STREAMED_BODY = "apitokens.streamed_body"
 
@@ -110,14 +113,16 @@ def _http_error(error: HTTPException) -> Response:
 
 
 def json_routing_errors(app: Flask, prefix: str) -> None:
-    """404 and 405 raised while routing belong to no blueprint: answer them as
-    JSON under ``prefix``, and leave every other path to the host's handler."""
+    """404 and 405 raised while routing belong to no blueprint, and an app-wide
+    handler for a status code wins over a blueprint's generic one: answer them as
+    JSON under ``prefix`` and in the extension's JSON blueprints, and leave every
+    other path to the host's handler."""
     for exception in (NotFound, MethodNotAllowed):
         previous = app.error_handler_spec[None].get(exception.code, {}).get(exception)
 
         def handler(error: HTTPException, previous: Any = previous) -> Any:
             path = request.path
-            if path == prefix or path.startswith(prefix + "/"):
+            if path == prefix or path.startswith(prefix + "/") or request.blueprint in JSON_BLUEPRINTS:
                 return _http_error(error)
             return previous(error) if previous is not None else error
 
@@ -139,6 +144,7 @@ def _limit_body() -> None:
 def json_blueprint(name: str, import_name: str, **options: Any) -> Blueprint:
     """A blueprint whose every error is JSON and whose bodies are size-limited."""
     blueprint = Blueprint(name, import_name, **options)
+    JSON_BLUEPRINTS.add(name)
     blueprint.before_request(_limit_body)
     blueprint.register_error_handler(errors.APITokensError, errors.handle)
     blueprint.register_error_handler(HTTPException, _http_error)

@@ -1,0 +1,180 @@
+"""``POST /api/authenticate/<provider>``: trade an access token from an OAuth
+provider (GitHub, GitLab, Google, any OpenID Connect provider), with the email
+it claims, for one of ours (Insight.io's "authenticate with a provider").
+
+The provider is asked who owns the access token; ``email`` must be one of that
+account's verified addresses. The local user is the one linked to that
+provider account (``apitokens_identity``), else, when
+``APITOKENS_PROVIDER_LINK_BY_EMAIL`` allows, the one with that email, else a
+new one.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, request
+
+from .. import errors, signals
+from ..credentials import state
+from ..providers import RESERVED_NAMES, ProviderAccount, ProviderConfig, ProviderRegistry, load_providers
+from ..views.common import expires_in_field, read_body, scopes_field, text_field, token_response
+
+if TYPE_CHECKING:
+    from ..extension import State
+
+log = logging.getLogger("flask_apitokens.providers")
+
+# RFC 6750's b64token and every provider's token format fit in visible ASCII;
+# anything else could not travel in an Authorization header anyway.
+_ACCESS_TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+_USERNAME_TRIES = 20
+
+
+# -- the request ------------------------------------------------------------------------------
+
+
+def _access_token(body: dict[str, Any]) -> str:
+    info = body.get("info")
+    if info is None:
+        raise errors.BadRequest("The field 'info' is required: {\"accessToken\": \"...\"}.", code="missing_field")
+    if not isinstance(info, dict):
+        raise errors.BadRequest("The field 'info' must be an object: {\"accessToken\": \"...\"}.",
+                                code="invalid_field")
+    token = info.get("accessToken")
+    if token is None or token == "":
+        raise errors.BadRequest("The field 'info.accessToken' is required.", code="missing_field")
+    if not isinstance(token, str) or not _ACCESS_TOKEN.fullmatch(token):
+        raise errors.BadRequest("The field 'info.accessToken' must be an access token (printable text, no spaces).",
+                                code="invalid_field")
+    return token
+
+
+def _email(body: dict[str, Any]) -> str:
+    email = text_field(body, "email", max_length=320)
+    if not _EMAIL.fullmatch(email):
+        raise errors.BadRequest("The field 'email' must be an email address.", code="invalid_field")
+    return email
+
+
+# -- the local user ---------------------------------------------------------------------------
+
+
+def _conflict(provider: str) -> errors.AccountConflict:
+    return errors.AccountConflict(
+        f"A local account already uses this email; sign in to it another way, or ask an administrator "
+        f"to link it to this {provider} account."
+    )
+
+
+def _free_username(wanted: str, provider: str) -> str:
+    """``wanted``, or ``wanted-<provider>``, ``wanted-<provider>-2``, ... when taken."""
+    users = state().users
+    base = wanted[:64] or provider
+    candidates = [base, f"{base}-{provider}"] + [f"{base}-{provider}-{n}" for n in range(2, _USERNAME_TRIES)]
+    for candidate in candidates:
+        if users.find_by_login(candidate) is None:
+            return candidate
+    raise errors.AccountConflict("No free user name could be found for this account.")
+
+
+def _linked_user(provider: str, subject: str) -> tuple[Any, Any]:
+    st = state()
+    Identity = st.models.Identity
+    link = st.db.session.execute(
+        sa.select(Identity).where(Identity.provider == provider, Identity.subject == subject)
+    ).scalar_one_or_none()
+    return link, (st.users.get(link.user_id) if link is not None else None)
+
+
+def find_or_create_user(provider: str, account: ProviderAccount, email: str) -> Any:
+    """The local user for ``account`` at ``provider``; ``email`` is one of its verified
+    addresses. Links (and, if need be, creates) the user on first sight; flushes, does
+    not commit."""
+    st = state()
+    users, session, Identity = st.users, st.db.session, st.models.Identity
+    link, user = _linked_user(provider, account.subject)
+    if link is not None:
+        if user is None:
+            raise errors.InvalidCredentials("The local account linked to this provider account is gone.")
+        link.email = email
+        return user
+
+    user = users.find_by_email(email)
+    if user is not None and not st.settings["PROVIDER_LINK_BY_EMAIL"]:
+        link, linked = _linked_user(provider, account.subject)
+        if linked is not None:  # a concurrent first exchange of this account just made it
+            return linked
+        # Never hand an existing account to whoever controls a provider account with its address.
+        raise _conflict(provider)
+    try:
+        if user is None:
+            user = users.create_user(username=_free_username(account.username, provider), email=email,
+                                     display_name=account.display_name)
+        session.add(Identity(user_id=users.user_id(user), provider=provider, subject=account.subject, email=email))
+        session.flush()
+    except sa.exc.IntegrityError:
+        # A concurrent first exchange for the same account (or the same name) won the race.
+        session.rollback()
+        link, user = _linked_user(provider, account.subject)
+        if user is None:
+            raise _conflict(provider) from None
+    return user
+
+
+# -- the route ---------------------------------------------------------------------------------
+
+
+def _refuse(provider: str, reason: str, email: str, error: errors.APITokensError) -> errors.APITokensError:
+    signals.authentication_failed.send(state().app, method=provider, reason=reason, login=email)
+    return error
+
+
+def _view(registry: ProviderRegistry):  # noqa: ANN202
+    def authenticate_provider(provider: str) -> Response:
+        config: ProviderConfig | None = registry.get(provider)
+        if config is None:
+            if provider in RESERVED_NAMES:  # another method's route, switched off: answer as if unrouted
+                raise errors.NotFound()
+            raise errors.NotFound(f"No provider named {provider[:64]!r} is configured.", code="unknown_provider")
+        body = read_body(form=False)
+        email = _email(body)
+        access_token = _access_token(body)
+        name = text_field(body, "name", required=False, max_length=200)
+        scopes = state().service.check_scopes(scopes_field(body))
+        expires_in = expires_in_field(body)
+
+        try:
+            account = registry.account(config, access_token)
+        except errors.Unauthorized as error:
+            raise _refuse(provider, error.code, email, error) from None
+        verified = account.verified(email)
+        if verified is None:
+            raise _refuse(provider, "email_not_verified", email, errors.Unauthorized(
+                f"{email} is not a verified email address of that {provider} account.", code="email_not_verified"))
+
+        st = state()
+        try:
+            user = find_or_create_user(provider, account, verified)
+            if not st.users.is_active(user):
+                raise _refuse(provider, "account_disabled", email,
+                              errors.Unauthorized("This account is disabled.", code="account_disabled"))
+            issued = st.service.issue(user, via=provider, method="provider", name=name, scopes=scopes,
+                                      expires_in=expires_in, ip=request.remote_addr)
+        except BaseException:
+            st.db.session.rollback()  # no user or link without its token
+            raise
+        return token_response(issued)
+
+    return authenticate_provider
+
+
+def register(blueprint: Blueprint, state: State) -> None:
+    registry = ProviderRegistry(load_providers(state.settings["OAUTH_PROVIDERS"]),
+                                timeout=state.settings["PROVIDER_TIMEOUT"])
+    # Always routed, so an unknown provider gets a JSON 404 that says so.
+    blueprint.add_url_rule("/authenticate/<provider>", "provider", _view(registry), methods=["POST"])

@@ -1,0 +1,150 @@
+"""OAuth providers that vouch for an access token: who owns it, and which of
+the owner's email addresses are verified.
+
+``APITOKENS_OAUTH_PROVIDERS`` names them; :func:`load_providers` validates that
+dict once into :class:`ProviderConfig` objects, and :class:`ProviderRegistry`
+asks the right kind module (:mod:`.github`, :mod:`.gitlab`, :mod:`.oidc`) about
+a token. Every call goes through :mod:`.http`, which bounds time and size and
+turns the provider's failures into 401/502/504 errors.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import github, gitlab, oidc
+from .account import ProviderAccount
+from .http import ProviderHTTP
+
+__all__ = ["KINDS", "RESERVED_NAMES", "ProviderAccount", "ProviderConfig", "ProviderRegistry", "load_providers"]
+
+SETTING = "APITOKENS_OAUTH_PROVIDERS"
+
+#: Provider kinds and the defaults they fill in.
+KINDS: dict[str, dict[str, str]] = {
+    "github": {"api_base_url": "https://api.github.com/"},
+    "gitlab": {"api_base_url": "https://gitlab.com/api/v4/"},
+    "google": {"userinfo_endpoint": "https://openidconnect.googleapis.com/v1/userinfo"},
+    "oidc": {},
+}
+
+#: Keys this module reads.
+_OWN_KEYS = frozenset({"kind", "api_base_url", "server_metadata_url", "userinfo_endpoint"})
+#: Keys of Authlib's client registration (``oauth.register(name, **entry)``), so a
+#: host can share one dict with a "Log in with ..." button; this module ignores them.
+_CLIENT_KEYS = frozenset({
+    "client_id", "client_secret", "client_kwargs", "authorize_url", "authorize_params",
+    "access_token_url", "access_token_params", "request_token_url", "request_token_params",
+    "jwks_uri", "compliance_fix", "code_challenge_method", "token_endpoint_auth_method",
+    "client_auth_methods", "label",
+})
+#: Names other routes under ``/authenticate/`` already use.
+RESERVED_NAMES = frozenset({"userpass", "ldap"})
+# ``via`` on the token table holds at most 32 characters.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,31}")
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """One validated entry of ``APITOKENS_OAUTH_PROVIDERS``."""
+
+    name: str
+    kind: str
+    api_base_url: str | None = None
+    server_metadata_url: str | None = None
+    userinfo_endpoint: str | None = None
+
+
+def _fail(name: Any, why: str) -> RuntimeError:
+    return RuntimeError(f"{SETTING}[{name!r}]: {why}")
+
+
+def _url(name: str, key: str, value: Any) -> str:
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment:
+        raise _fail(name, f"{key} must be an http(s) URL, got {value!r}")
+    return value
+
+
+def _entry(name: Any, entry: Any) -> ProviderConfig:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise _fail(name, "a provider name is 1-32 letters, digits, '_', '.' or '-'")
+    if name in RESERVED_NAMES:
+        raise _fail(name, f"{name!r} is the name of another login method")
+    if not isinstance(entry, Mapping):
+        raise _fail(name, f"expected a dict of settings, got {entry!r}")
+    unknown = sorted(str(k) for k in entry if k not in _OWN_KEYS and k not in _CLIENT_KEYS)
+    if unknown:
+        raise _fail(name, f"unknown key {unknown[0]!r} (is it misspelled?)")
+
+    kind = entry.get("kind")
+    if kind is None:
+        if name in KINDS and name != "oidc":
+            kind = name
+        elif "server_metadata_url" in entry or "userinfo_endpoint" in entry:
+            kind = "oidc"
+        else:
+            raise _fail(name, f"set 'kind' (one of {', '.join(KINDS)}) or an OpenID Connect "
+                              "'server_metadata_url' or 'userinfo_endpoint'")
+    if kind not in KINDS:
+        raise _fail(name, f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    values = {**KINDS[kind], **{k: v for k, v in entry.items() if k in _OWN_KEYS and v is not None}}
+
+    if kind in ("github", "gitlab"):
+        for key in ("server_metadata_url", "userinfo_endpoint"):
+            if key in entry:
+                raise _fail(name, f"{key} is for OpenID Connect providers, not {kind}")
+        base = _url(name, "api_base_url", values["api_base_url"])
+        base = base if base.endswith("/") else base + "/"
+        if kind == "gitlab" and not urlsplit(base).path.endswith("/api/v4/"):
+            base += "api/v4/"  # the instance's address was given; its API lives under /api/v4/
+        return ProviderConfig(name, kind, api_base_url=base)
+
+    metadata_url = values.get("server_metadata_url")
+    userinfo = values.get("userinfo_endpoint")
+    if "server_metadata_url" in entry and "userinfo_endpoint" not in entry:
+        userinfo = None  # discovery replaces the kind's default endpoint
+    if metadata_url is None and userinfo is None:
+        raise _fail(name, "an OpenID Connect provider needs 'server_metadata_url' or 'userinfo_endpoint'")
+    return ProviderConfig(
+        name, kind,
+        server_metadata_url=_url(name, "server_metadata_url", metadata_url) if metadata_url else None,
+        userinfo_endpoint=_url(name, "userinfo_endpoint", userinfo) if userinfo else None,
+    )
+
+
+def load_providers(raw: Any) -> dict[str, ProviderConfig]:
+    """Validate ``APITOKENS_OAUTH_PROVIDERS``; a bad entry raises :class:`RuntimeError`
+    naming the setting and the entry."""
+    if not isinstance(raw, Mapping):
+        raise RuntimeError(f"{SETTING}: expected a dict of provider name -> settings, got {raw!r}")
+    return {name: _entry(name, entry) for name, entry in raw.items()}
+
+
+class ProviderRegistry:
+    """The configured providers of one application."""
+
+    def __init__(self, providers: Mapping[str, ProviderConfig], *, timeout: float) -> None:
+        self.providers = dict(providers)
+        self.http = ProviderHTTP(timeout=timeout)
+        self._kinds: dict[str, Any] = {}
+
+    def get(self, name: str) -> ProviderConfig | None:
+        return self.providers.get(name)
+
+    def _kind(self, config: ProviderConfig) -> Any:
+        # One instance per provider: an OpenID Connect one keeps its discovery document.
+        kind = self._kinds.get(config.name)
+        if kind is None:
+            module = {"github": github, "gitlab": gitlab}.get(config.kind, oidc)
+            kind = self._kinds[config.name] = module.Kind(config, self.http)
+        return kind
+
+    def account(self, config: ProviderConfig, access_token: str) -> ProviderAccount:
+        """Who owns ``access_token`` at ``config``'s provider, and their verified emails.
+        Raises 401 (token refused), 502 (provider down or answering nonsense) or 504."""
+        return self._kind(config).account(access_token)

@@ -1,0 +1,58 @@
+"""What a provider says about the owner of an access token, and the errors a
+kind module raises when the answer does not fit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import errors
+
+
+@dataclass(frozen=True)
+class ProviderAccount:
+    """The owner of an access token at one provider."""
+
+    #: The provider's stable id of the account (GitHub's numeric id, OIDC's ``sub``).
+    subject: str
+    #: A login name to give a new local user.
+    username: str
+    #: Only the addresses the provider says were verified.
+    verified_emails: tuple[str, ...] = ()
+    display_name: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def verified(self, email: str) -> str | None:
+        """The provider's spelling of ``email`` if it is one of the verified
+        addresses (compared without regard to case, as the user store's email
+        lookup does), else None."""
+        wanted = email.lower()
+        return next((known for known in self.verified_emails if known.lower() == wanted), None)
+
+
+def bad_answer(provider: str, what: str) -> errors.BadGateway:
+    return errors.BadGateway(f"The provider {provider!r} answered {what}.", code="provider_error")
+
+
+def token_refused(provider: str, why: str = "did not accept the access token") -> errors.Unauthorized:
+    return errors.Unauthorized(f"The provider {provider!r} {why}.", code="invalid_provider_token")
+
+
+def text(value: Any, *, allow_empty: bool = False) -> bool:
+    return isinstance(value, str) and (allow_empty or value != "") and "\x00" not in value
+
+
+def account_id(value: Any) -> str | None:
+    """A provider's account id as text: a whole number or a non-empty string."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if text(value) and len(value) <= 255:
+        return value
+    return None
+
+
+def emails(values: Iterable[Any]) -> tuple[str, ...]:
+    return tuple(value for value in values if text(value) and "@" in value and len(value) <= 320)

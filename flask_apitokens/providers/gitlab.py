@@ -1,0 +1,52 @@
+"""GitLab (gitlab.com or self-hosted): ``GET /api/v4/user`` says who owns the
+token and whether its primary address is confirmed (``confirmed_at``);
+``GET /api/v4/user/emails`` adds the confirmed secondary addresses when the
+token may read them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .account import ProviderAccount, account_id, bad_answer, emails, text, token_refused
+
+if TYPE_CHECKING:
+    from . import ProviderConfig
+    from .http import ProviderHTTP
+
+
+def _confirmed(entry: dict) -> bool:
+    return text(entry.get("confirmed_at"))
+
+
+class Kind:
+    def __init__(self, config: ProviderConfig, http: ProviderHTTP) -> None:
+        self.config, self.http = config, http
+        self.base = config.api_base_url or ""
+
+    def account(self, access_token: str) -> ProviderAccount:
+        name = self.config.name
+        reply = self.http.get(name, self.base + "user", access_token=access_token)
+        if reply.status == 403:
+            raise token_refused(name, "does not let this access token read the account")
+        if reply.status != 200:
+            raise bad_answer(name, f"the user query with HTTP status {reply.status}")
+        user = reply.data
+        subject = account_id(user.get("id")) if isinstance(user, dict) else None
+        if subject is None or not text(user.get("username")):
+            raise bad_answer(name, "the user query without an account id and username")
+        if user.get("email") is not None and not text(user["email"], allow_empty=True):
+            raise bad_answer(name, "the user query with an email that is not text")
+        addresses = [user["email"]] if user.get("email") and _confirmed(user) else []
+
+        reply = self.http.get(name, self.base + "user/emails", access_token=access_token)
+        if reply.status == 200:
+            entries = reply.data
+            if not isinstance(entries, list) or not all(
+                isinstance(entry, dict) and text(entry.get("email")) for entry in entries
+            ):
+                raise bad_answer(name, "the email query with something other than a list of addresses")
+            addresses += [entry["email"] for entry in entries if _confirmed(entry)]
+        elif reply.status not in (403, 404):  # a token without read_user/api sees the primary address only
+            raise bad_answer(name, f"the email query with HTTP status {reply.status}")
+        display = user.get("name")
+        return ProviderAccount(subject, user["username"], emails(addresses), display if text(display) else None)
