@@ -50,6 +50,7 @@ ERROR_TEXT = {
     401: "No credential, or one that is not accepted; carries WWW-Authenticate.",
     403: "The credential may not do this (insufficient_scope, cross_site_request).",
     404: "No such resource.",
+    409: "The outside account conflicts with a local one (account_conflict).",
     413: "The body is larger than APITOKENS_MAX_BODY_SIZE; it is not read.",
     415: "The body is neither JSON nor a form (or not JSON where only JSON is taken).",
     429: "Too many attempts from this address or for this account; see Retry-After.",
@@ -87,6 +88,7 @@ SECURITY_SCHEMES: dict[str, Any] = {
             "description": "`Authorization: key X:XXX` (an API key)."},
     "bearer": {"type": "http", "scheme": "bearer",
                "description": "Any token the extension issued, as an RFC 6750 bearer token."},
+    "basic": {"type": "http", "scheme": "basic", "description": "HTTP Basic: a username (or email) and password."},
     "session": {"type": "apiKey", "in": "cookie", "name": "session",
                 "description": "The host application's Flask-Login session cookie."},
 }

@@ -3,6 +3,7 @@ serves under the API prefix, with its methods, and real responses match it."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any
 
@@ -138,6 +139,17 @@ def test_real_responses_of_every_route_match_the_document(app: Flask, client: An
     assert call("delete", "/api/tokens", headers=auth(manager)).status_code == 200
     assert call("delete", "/api/tokens", headers=auth(manager)).status_code == 401
     assert call("get", "/api/openapi.json").status_code == 200
+
+    basic = {"Authorization": "Basic " + base64.b64encode(b"alice:pw-correct").decode()}
+    jwt = call("post", "/api/user-token", headers=basic)
+    assert jwt.status_code == 201
+    assert call("post", "/api/user-token").status_code == 401
+    query = "/api/user-token?token=" + jwt.json["user-token"]
+    assert call("get", query, "/api/user-token", headers=basic).status_code == 200
+    assert call("get", "/api/user-token?token=nonsense", "/api/user-token", headers=basic).status_code == 400
+    provider = "/api/authenticate/{provider}"
+    body = {"email": "alice@example.com", "info": {"accessToken": "x"}}
+    assert call("post", "/api/authenticate/nowhere", provider, json=body).status_code == 404
     assert seen == documented(doc)
 
 
