@@ -97,8 +97,11 @@ def expires_in_field(body: dict[str, Any]) -> Any:
     value = body.get("expires_in")
     if value is None or value == "":
         return DEFAULT
-    if isinstance(value, str) and value.isdigit():
+    # ASCII digits only ("²".isdigit() is true, and int() refuses it), and few of them.
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
         value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 3600.0 is a whole number of seconds, as JSON Schema's "integer" says
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value > 100 * 365 * 86400:
         raise errors.BadRequest("expires_in must be a positive whole number of seconds.", code="invalid_field")
     return value
