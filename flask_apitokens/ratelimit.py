@@ -73,7 +73,10 @@ def account_name(source: str | None) -> str | None:
         return None
     value: Any
     if source == BASIC:
-        authorization = request.authorization
+        try:
+            authorization = request.authorization
+        except (ValueError, UnicodeError):
+            return None  # a header werkzeug cannot decode: the view answers it
         value = authorization.username if authorization is not None and authorization.type == "basic" else None
     else:
         from .views.common import read_body
