@@ -178,3 +178,14 @@ def test_expires_in_as_an_integral_float_is_taken(client: Any, user: Any) -> Non
     response = client.post("/api/authenticate/userpass",
                            json={"username": "alice", "password": "pw-correct", "expires_in": 3600.0})
     assert response.status_code == 200
+
+
+def test_the_ldap_route_is_documented_when_configured(make_app: Callable[..., Flask]) -> None:
+    # Port 9 (discard): nothing answers, and nothing is asked: only the routing is looked at.
+    app = make_app(LDAP_HOST="127.0.0.1", LDAP_PORT=9, LDAP_BASE_DN="dc=example,dc=org")
+    with app.app_context():
+        doc = document(app.test_client())
+        assert ("/api/authenticate/ldap", "post") in api_rules(app)
+        assert api_rules(app) == documented(doc)
+        response = app.test_client().post("/api/authenticate/ldap", data=b"x", content_type="text/plain")
+        check(doc, "/api/authenticate/ldap", "post", response)
