@@ -72,12 +72,18 @@ class APITokens:
         from .views import api
         from .views.common import json_routing_errors
 
-        app.register_blueprint(api.create_blueprint(state), url_prefix=loaded["URL_PREFIX"])
+        api_blueprint = api.create_blueprint(state)
+        app.register_blueprint(api_blueprint, url_prefix=loaded["URL_PREFIX"])
         from . import oauth2
 
         state.oauth2_models = oauth2.build_models(state)
         if loaded["OAUTH2_SERVER"]:
             oauth2.register(app, state)
+        if loaded["UI"]:
+            self._register_ui(app, state)
+        # The OAuth2 endpoints check their own consent form and client credentials.
+        self._exempt_from_csrf(app, api_blueprint, *[bp for name, bp in app.blueprints.items()
+                                                     if name == "apitokens_oauth2"])
         app.register_error_handler(errors.APITokensError, errors.handle)
         json_routing_errors(app, loaded["URL_PREFIX"])
         app.cli.add_command(apitokens_cli)
@@ -86,6 +92,37 @@ class APITokens:
         from . import ratelimit
 
         state.limiter = ratelimit.init_app(app, state)
+
+    @staticmethod
+    def _register_ui(app: Flask, state: State) -> None:
+        from .views import ui
+
+        app.register_blueprint(ui.create_blueprint(state), url_prefix=state.settings["UI_URL_PREFIX"])
+
+    @staticmethod
+    def _exempt_from_csrf(app: Flask, *blueprints: Any) -> None:
+        """The JSON and OAuth2 routes guard themselves (credentials in headers, an
+        Origin check where a cookie counts, a signed consent form) and their clients
+        have no form token, so the host's Flask-WTF CSRFProtect must not refuse them:
+        exempt them now, or on the first request if CSRFProtect comes later."""
+        def exempt() -> bool:
+            csrf = app.extensions.get("csrf")
+            if csrf is None:
+                return False
+            for blueprint in blueprints:
+                csrf.exempt(blueprint)
+            return True
+
+        if exempt():
+            return
+        done: list[bool] = []
+
+        def exempt_once() -> None:
+            if not done and exempt():
+                done.append(True)
+
+        # Runs before CSRFProtect's own check, which was registered after this one.
+        app.before_request(exempt_once)
 
     @staticmethod
     def _hook_login_manager(app: Flask) -> None:

@@ -1,0 +1,306 @@
+"""The token page (``GET /tokens``): a person lists, creates and revokes their
+tokens; an administrator also manages API keys.
+
+HTML, not JSON: a logged-in browser session only (a request carrying an API
+credential is refused), Flask-WTF forms with CSRF tokens, and headers that keep
+the page out of frames, caches and Referer headers. A new secret is rendered
+once, in the response to the form that made it, and never put in the session.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_url
+from werkzeug.exceptions import HTTPException
+
+from .. import errors
+from ..config import DAY
+from ..credentials import read_authorization, state
+from ..models import utcnow
+from ..service import KEY, PERSONAL_KINDS, TokenInfo
+from .ui_forms import NEVER, KeyForm, RevokeForm, TokenForm, key_form, token_form
+
+if TYPE_CHECKING:
+    from ..extension import State
+
+#: script only from the page's own static folder (the copy button); no inline code anywhere.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+
+#: What a credential's public id can look like (the id column holds 16 characters).
+_PUBLIC_ID = re.compile(r"[A-Za-z0-9]{1,16}")
+
+#: What each state of a credential is called on the page.
+STATE_LABELS = {
+    "active": "Active",
+    "grace": "Expiring (rotated)",
+    "expired": "Expired",
+    "revoked": "Revoked",
+}
+
+
+# -- guards and headers ------------------------------------------------------------
+def require_session() -> Any:
+    """Every page needs a logged-in browser session; static files do not."""
+    if request.endpoint == "apitokens_ui.static":
+        return None
+    if read_authorization(request.headers.get("Authorization")) is not None:
+        abort(403, "The token page is for a logged-in browser session, not for API credentials.")
+    if current_user.is_authenticated:
+        return None
+    login_view = state().settings["LOGIN_VIEW"]
+    if not login_view and hasattr(current_app, "login_manager"):
+        login_view = current_app.login_manager.login_view
+    if not login_view:
+        abort(401, "Log in to manage your tokens.")
+    return redirect(login_url(login_view, next_url=request.url))
+
+
+def add_security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers[name] = value
+    return response
+
+
+def template_context() -> dict[str, Any]:
+    name = None
+    if current_user.is_authenticated:
+        name = state().users.profile(current_user._get_current_object()).get("username")
+    return {"apitokens_username": name}
+
+
+def the_user() -> Any:
+    return current_user._get_current_object()
+
+
+def is_admin(user: Any) -> bool:
+    return bool(state().users.profile(user).get("is_admin"))
+
+
+def require_admin() -> Any:
+    user = the_user()
+    if not is_admin(user):
+        abort(403, "Only administrators manage API keys.")
+    return user
+
+
+def refuse_bad_csrf(form: Any) -> None:
+    """A post without a valid CSRF token is refused outright (400), not re-rendered."""
+    if "csrf_token" in form.errors:
+        abort(400, "The form's security token is missing or has expired. Reload the page and try again.")
+
+
+# -- what the templates show ----------------------------------------------------------
+def credential_state(info: TokenInfo, now: dt.datetime, successor_times: Iterable[dt.datetime]) -> str:
+    """active / grace / expired / revoked. A live credential is "grace" when it
+    expires APITOKENS_ROTATION_GRACE seconds after a same-named credential was made:
+    what :meth:`~flask_apitokens.service.TokenService.rotate` leaves behind."""
+    if info.revoked_at is not None:
+        return "revoked"
+    if info.expires_at is not None and info.expires_at <= now:
+        return "expired"
+    if info.expires_at is not None:
+        grace_start = info.expires_at - dt.timedelta(seconds=state().settings["ROTATION_GRACE"])
+        if any(abs((made - grace_start).total_seconds()) < 2 for made in successor_times):
+            return "grace"
+    return "active"
+
+
+def rows_for(infos: list[TokenInfo], *, owners: dict[Any, str] | None = None) -> list[dict[str, Any]]:
+    """What a table row shows for each credential (never a secret: there is none here)."""
+    now = utcnow()
+    made_by_family: dict[tuple[Any, ...], list[dt.datetime]] = {}
+    for info in infos:
+        if info.created_at is not None:
+            family = (info.user_id, info.kind, info.via, info.name, info.scopes)
+            made_by_family.setdefault(family, []).append(info.created_at)
+    rows = []
+    for info in infos:
+        family = (info.user_id, info.kind, info.via, info.name, info.scopes)
+        successors = [t for t in made_by_family.get(family, []) if info.created_at is None or t > info.created_at]
+        status = credential_state(info, now, successors)
+        rows.append({
+            "id": info.id,
+            "name": info.name or "(no name)",
+            "kind": info.kind,
+            "via": info.via,
+            "owner": owners.get(info.user_id, str(info.user_id)) if owners is not None else None,
+            "scopes": sorted(info.scopes),
+            "created_at": info.created_at,
+            "last_used_at": info.last_used_at,
+            "expires_at": info.expires_at,
+            "state": status,
+            "state_label": STATE_LABELS[status],
+            "revocable": status in ("active", "grace"),
+        })
+    return rows
+
+
+def format_time(moment: dt.datetime | None, empty: str = "never") -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment is not None else empty
+
+
+def page(*, status: int = 200, token_form_: TokenForm | None = None, key_form_: KeyForm | None = None,
+         new_secret: dict[str, Any] | None = None) -> tuple[str, int]:
+    """The token page: the user's tokens and the create form; for an
+    administrator, the API keys and their form too."""
+    st = state()
+    user = the_user()
+    admin = is_admin(user)
+    tokens = st.service.list(st.users.user_id(user), kinds=PERSONAL_KINDS, include_inactive=True)
+    context: dict[str, Any] = {
+        "tokens": rows_for(tokens),
+        "token_form": token_form_ or token_form(st.settings, formdata=None),
+        "is_admin": admin,
+        "new_secret": new_secret,
+        "revoke_form": RevokeForm(formdata=None),
+        "scheme": "token",
+    }
+    if admin:
+        keys = st.service.list(None, kinds=(KEY,), include_inactive=True)
+        owners = {}
+        for owner_id in {info.user_id for info in keys}:
+            owner = st.users.get(owner_id)
+            owners[owner_id] = (st.users.profile(owner).get("username") or str(owner_id)) if owner else str(owner_id)
+        context["keys"] = rows_for(keys, owners=owners)
+        context["key_form"] = key_form_ or key_form(st.settings, formdata=None)
+    return render_template("apitokens/tokens.html", **context), status
+
+
+def seconds_from(days: int | None) -> int | None:
+    return None if not days or days == NEVER else days * DAY
+
+
+# -- views -------------------------------------------------------------------------------
+def tokens() -> Any:
+    return page()
+
+
+def create_token() -> Any:
+    st = state()
+    form = token_form(st.settings)
+    if not form.validate_on_submit():
+        refuse_bad_csrf(form)
+        return page(status=400, token_form_=form)
+    issued = st.service.issue(the_user(), via="page", name=form.name.data.strip(), scopes=form.scopes.data or [],
+                              expires_in=seconds_from(form.expires_in_days.data), ip=request.remote_addr)
+    secret = {"kind": "token", "token": issued.token, "name": issued.info.name,
+              "expires_at": issued.info.expires_at, "scheme": "token"}
+    return page(status=201, new_secret=secret)
+
+
+def create_key() -> Any:
+    st = state()
+    require_admin()
+    form = key_form(st.settings)
+    if not form.validate_on_submit():
+        refuse_bad_csrf(form)
+        return page(status=400, key_form_=form)
+    owner = st.users.find_by_login(form.username.data.strip())
+    if owner is None:
+        form.username.errors.append("No user has this username.")
+        return page(status=400, key_form_=form)
+    issued = st.service.issue(owner, via="page", kind=KEY, name=form.name.data.strip(), scopes=form.scopes.data or [],
+                              expires_in=seconds_from(form.expires_in_days.data), ip=request.remote_addr)
+    secret = {"kind": "key", "token": issued.token, "name": issued.info.name,
+              "owner": st.users.profile(owner).get("username"), "expires_at": issued.info.expires_at, "scheme": "key"}
+    return page(status=201, new_secret=secret)
+
+
+def _confirm_or_revoke(row: Any, *, back: str, what: str, owner: str | None = None) -> Any:
+    """GET: the confirmation page. POST (with its CSRF token): revoke."""
+    st = state()
+    now = utcnow()
+    if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+        abort(404, f"No such active {what}.")
+    form = RevokeForm()
+    if request.method == "POST":
+        if form.validate_on_submit():
+            st.service.revoke([row.id], user_id=None if row.kind == KEY else row.user_id, reason="revoked")
+            flash(f"The {what} \u201c{row.name or row.id}\u201d was revoked.")
+            return redirect(url_for(back))
+        refuse_bad_csrf(form)
+    info = st.service.info(row)
+    return render_template("apitokens/confirm_revoke.html", form=form, what=what, owner=owner,
+                           row=rows_for([info])[0], cancel_url=url_for(back))
+
+
+def credential_row(token_id: str, **where: Any) -> Any:
+    """The row, or None; an id no credential can have is not looked up
+    (PostgreSQL refuses a NUL in a query, which would be a 500)."""
+    if not _PUBLIC_ID.fullmatch(token_id):
+        return None
+    return state().service.get(token_id, **where)
+
+
+def revoke_token(token_id: str) -> Any:
+    st = state()
+    row = credential_row(token_id, user_id=st.users.user_id(the_user()), kinds=PERSONAL_KINDS)
+    return _confirm_or_revoke(row, back="apitokens_ui.tokens", what="token")
+
+
+def revoke_key(token_id: str) -> Any:
+    st = state()
+    require_admin()
+    row = credential_row(token_id, kinds=(KEY,))
+    owner = None
+    if row is not None:
+        found = st.users.get(row.user_id)
+        owner = st.users.profile(found).get("username") if found is not None else None
+    return _confirm_or_revoke(row, back="apitokens_ui.tokens", what="API key", owner=owner)
+
+
+# -- errors: an HTML page, never a 500 for bad input ---------------------------------------
+def error_page(title: str, message: str, status: int) -> tuple[str, int]:
+    return render_template("apitokens/error.html", title=title, message=message, status=status), status
+
+
+def http_error(error: HTTPException) -> Any:
+    return error_page(error.name or "Error", error.description or "", error.code or 500)
+
+
+def service_error(error: errors.APITokensError) -> Any:
+    return error_page("Not done", error.message, error.status)
+
+
+def database_error(error: sa.exc.SQLAlchemyError) -> Any:
+    state().db.session.rollback()
+    current_app.logger.warning("flask-apitokens: database error on the token page: %s", type(error).__name__)
+    return error_page("Try again shortly", "The token store is unavailable.", 503)
+
+
+def create_blueprint(state: State) -> Blueprint:
+    package = Path(__file__).resolve().parent.parent
+    blueprint = Blueprint("apitokens_ui", __name__, template_folder=package / "templates",
+                          static_folder=package / "static", static_url_path="/static")
+    blueprint.before_request(require_session)
+    blueprint.after_request(add_security_headers)
+    blueprint.add_app_template_filter(format_time, "apitokens_time")
+    blueprint.context_processor(template_context)
+    blueprint.add_url_rule("", "tokens", tokens)
+    blueprint.add_url_rule("/create", "create_token", create_token, methods=["POST"])
+    blueprint.add_url_rule("/<token_id>/revoke", "revoke_token", revoke_token, methods=["GET", "POST"])
+    blueprint.add_url_rule("/keys/create", "create_key", create_key, methods=["POST"])
+    blueprint.add_url_rule("/keys/<token_id>/revoke", "revoke_key", revoke_key, methods=["GET", "POST"])
+    blueprint.register_error_handler(HTTPException, http_error)
+    blueprint.register_error_handler(errors.APITokensError, service_error)
+    blueprint.register_error_handler(sa.exc.OperationalError, database_error)
+    blueprint.register_error_handler(sa.exc.InterfaceError, database_error)
+    return blueprint
