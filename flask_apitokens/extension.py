@@ -28,6 +28,8 @@ class State:
     service: TokenService
     #: The OAuth2 server's tables (clients, codes, grants).
     oauth2_models: Any = None
+    #: The extension's own Flask-Limiter ``Limiter`` (see :mod:`flask_apitokens.ratelimit`).
+    limiter: Any = None
 
 
 class APITokens:
@@ -86,6 +88,10 @@ class APITokens:
         json_routing_errors(app, loaded["URL_PREFIX"])
         app.cli.add_command(apitokens_cli)
         self._hook_login_manager(app)
+        # Last: it wraps the credential routes of every blueprint registered above.
+        from . import ratelimit
+
+        state.limiter = ratelimit.init_app(app, state)
 
     @staticmethod
     def _register_ui(app: Flask, state: State) -> None:

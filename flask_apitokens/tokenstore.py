@@ -114,7 +114,13 @@ class TokenStoreConnections:
             invalidate(None, exc, _checkin=False)
 
     def _connect(self) -> tuple[Any, Any, float, int]:
-        fairy = self.engine.raw_connection()
+        dbapi_error = self.engine.dialect.loaded_dbapi.Error
+        try:
+            fairy = self.engine.raw_connection()
+        except dbapi_error as exc:
+            # The pool hands out the driver's own error (Engine.connect() would wrap it):
+            # wrap it, so an unreachable database is a DBAPIError (503), not a 500.
+            raise sa.exc.DBAPIError.instance(None, None, exc, dbapi_error, dialect=self.engine.dialect) from exc
         driver = fairy.driver_connection
         try:
             if self.sqlite:

@@ -235,15 +235,20 @@ def malformed_tokens(app: Flask, token: str) -> dict[str, str]:
     }
 
 
-def test_info_and_bearer_refuse_malformed_and_foreign_jwts(app: Flask, client: Any, user: Any) -> None:
-    token = create(client)
-    for label, bad in malformed_tokens(app, token).items():
-        info = client.get("/api/user-token", query_string={"token": bad}, headers=basic())
-        assert (info.status_code, info.json["error"]) == (400, "malformed_token"), label
-        used = client.get("/plain", headers=bearer(bad))
-        assert (used.status_code, used.json["error"]) == (401, "invalid_token"), label
-        assert "Bearer" in used.headers["WWW-Authenticate"], label
-    assert client.get("/plain", headers=bearer(token)).status_code == 200
+def test_info_and_bearer_refuse_malformed_and_foreign_jwts(make_app: Callable[..., Flask]) -> None:
+    # More Basic logins for one account than the default per-account rate limit allows.
+    app = make_app(APITOKENS_ACCOUNT_RATE_LIMIT="100/minute")
+    with app.app_context():
+        make_user("alice", organization="Acme")
+        client = app.test_client()
+        token = create(client)
+        for label, bad in malformed_tokens(app, token).items():
+            info = client.get("/api/user-token", query_string={"token": bad}, headers=basic())
+            assert (info.status_code, info.json["error"]) == (400, "malformed_token"), label
+            used = client.get("/plain", headers=bearer(bad))
+            assert (used.status_code, used.json["error"]) == (401, "invalid_token"), label
+            assert "Bearer" in used.headers["WWW-Authenticate"], label
+        assert client.get("/plain", headers=bearer(token)).status_code == 200
 
 
 def test_info_and_bearer_refuse_an_expired_token(app: Flask, client: Any, user: Any) -> None:

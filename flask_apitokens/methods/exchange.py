@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response, request
 
+from .. import openapi as oa
 from ..credentials import state
+from ..ratelimit import rate_limited
 from ..views.common import expires_in_field, read_body, scopes_field, text_field, token_response
 from .userpass import check_password_login
 
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
     from ..extension import State
 
 
+@rate_limited(account="email")
 def exchange_password() -> Response:
     body = read_body(form=False)
     email = text_field(body, "email", max_length=320)
@@ -34,3 +37,17 @@ def exchange_password() -> Response:
 def register(blueprint: Blueprint, state: State) -> None:
     if state.settings["PASSWORD_EXCHANGE"]:
         blueprint.add_url_rule("/api_tokens", "password_exchange", exchange_password, methods=["POST"])
+
+
+#: The route, for the OpenAPI document (see :mod:`flask_apitokens.openapi`).
+OPENAPI = {"/api_tokens": {"post": oa.operation(
+    "A token for an email and password (not recommended)", tag="issue", security=oa.NO_CREDENTIAL,
+    description="JSON only. Accounts without a local password get the same 401 as a wrong password.",
+    body=oa.credential_body({"email": oa.text(320, min_length=1),
+                             "password": oa.text(1024, min_length=1), **oa.ISSUE_FIELDS},
+                            required=["email", "password"], form=False),
+    responses={200: oa.json_response("The new token, shown once", {
+        "allOf": [oa.ref("IssuedToken"), {"type": "object", "required": ["person_id"],
+                                          "properties": {"person_id": oa.PERSON_ID}}]})},
+    errors=(400, 401, 413, 415, 429, 503),
+)}}

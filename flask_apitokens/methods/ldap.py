@@ -26,7 +26,9 @@ import sqlalchemy as sa
 from flask import Blueprint, Flask, Response, current_app, request
 
 from .. import errors, signals
+from .. import openapi as oa
 from ..credentials import state
+from ..ratelimit import rate_limited
 from ..views.common import expires_in_field, read_body, scopes_field, text_field, token_response
 
 if TYPE_CHECKING:
@@ -331,6 +333,7 @@ def _fail(username: str) -> errors.InvalidCredentials:
     return errors.InvalidCredentials()
 
 
+@rate_limited(account="username")
 def authenticate_ldap() -> Response:
     body = read_body()
     # Read by hand: a NUL in a name is a failed login (401), not a malformed field.
@@ -384,3 +387,15 @@ def register(blueprint: Blueprint, state: State) -> None:
     setup_manager(app, timeout=float(settings["LDAP_TIMEOUT"]),
                   search_groups=bool(settings["LDAP_GROUP_SCOPES"] or settings["LDAP_ADMIN_GROUPS"]))
     blueprint.add_url_rule("/authenticate/ldap", "ldap", authenticate_ldap, methods=["POST"])
+
+
+#: The route, for the OpenAPI document (see :mod:`flask_apitokens.openapi`).
+OPENAPI = {"/authenticate/ldap": {"post": oa.operation(
+    "A token for a directory login (LDAP bind)", tag="issue", security=oa.NO_CREDENTIAL,
+    description="Form fields or JSON. A user never seen before is created on the first success.",
+    body=oa.credential_body({"username": oa.text(320, min_length=1),
+                             "password": oa.text(1024, min_length=1), **oa.ISSUE_FIELDS},
+                            required=["username", "password"]),
+    responses={200: oa.json_response("The new token, shown once", oa.ref("IssuedToken"))},
+    errors=(400, 401, 403, 409, 413, 415, 429, 503),
+)}}

@@ -19,8 +19,10 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, request
 
 from .. import errors, signals
+from .. import openapi as oa
 from ..credentials import state
 from ..providers import RESERVED_NAMES, ProviderAccount, ProviderConfig, ProviderRegistry, load_providers
+from ..ratelimit import rate_limited
 from ..views.common import expires_in_field, read_body, scopes_field, text_field, token_response
 
 if TYPE_CHECKING:
@@ -135,6 +137,7 @@ def _refuse(provider: str, reason: str, email: str, error: errors.APITokensError
 
 
 def _view(registry: ProviderRegistry):  # noqa: ANN202
+    @rate_limited(account="email")
     def authenticate_provider(provider: str) -> Response:
         config: ProviderConfig | None = registry.get(provider)
         if config is None:
@@ -178,3 +181,18 @@ def register(blueprint: Blueprint, state: State) -> None:
                                 timeout=state.settings["PROVIDER_TIMEOUT"])
     # Always routed, so an unknown provider gets a JSON 404 that says so.
     blueprint.add_url_rule("/authenticate/<provider>", "provider", _view(registry), methods=["POST"])
+
+
+#: The route, for the OpenAPI document (see :mod:`flask_apitokens.openapi`).
+OPENAPI = {"/authenticate/{provider}": {"post": oa.operation(
+    "A token for an account at an OAuth provider", tag="issue", security=oa.NO_CREDENTIAL,
+    description="JSON only. The provider is asked who owns the access token; email must be a verified address of it.",
+    parameters=[{"name": "provider", "in": "path", "required": True, "schema": oa.TEXT}],
+    body=oa.credential_body({
+        "email": oa.text(320, min_length=1),
+        "info": {"type": "object", "required": ["accessToken"],
+                 "properties": {"accessToken": oa.text(4096, min_length=1)}},
+        **oa.ISSUE_FIELDS}, required=["email", "info"], form=False),
+    responses={200: oa.json_response("The new token, shown once", oa.ref("IssuedToken"))},
+    errors=(400, 401, 403, 404, 409, 413, 415, 429, 502, 503, 504),
+)}}

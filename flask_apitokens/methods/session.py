@@ -10,7 +10,9 @@ from flask import Blueprint, Response, request
 from flask_login import current_user
 
 from .. import errors
+from .. import openapi as oa
 from ..credentials import authenticate_request, state
+from ..ratelimit import rate_limited
 from ..views.common import expires_in_field, read_body, scopes_field, text_field, token_response
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ def is_cross_site(trusted: list[str]) -> bool:
     return (parts.scheme, parts.netloc) != (request.scheme, request.host)
 
 
+@rate_limited()
 def create_session_token() -> Response:
     body = read_body()
     presented = authenticate_request()
@@ -59,3 +62,13 @@ def create_session_token() -> Response:
 def register(blueprint: Blueprint, state: State) -> None:
     if state.settings["SESSION_TOKENS"]:
         blueprint.add_url_rule("/token", "session_token", create_session_token, methods=["POST"])
+
+
+#: The route, for the OpenAPI document (see :mod:`flask_apitokens.openapi`).
+OPENAPI = {"/token": {"post": oa.operation(
+    "A token for the logged-in user", tag="issue", security=oa.SESSION_OR_CREDENTIAL,
+    description="A session cookie (not cross-site), or a token with the 'tokens' scope (never a wider one).",
+    body=oa.credential_body(dict(oa.ISSUE_FIELDS), required=[]),
+    responses={200: oa.json_response("The new token, shown once", oa.ref("IssuedToken"))},
+    errors=(400, 401, 403, 413, 415, 429, 503),
+)}}

@@ -27,8 +27,10 @@ from joserfc.jwk import OctKey
 from werkzeug.datastructures import Authorization
 
 from .. import errors
+from .. import openapi as oa
 from ..credentials import MAX_CREDENTIAL_LENGTH, state
 from ..models import utcnow
+from ..ratelimit import BASIC, rate_limited
 from ..service import USER_TOKEN
 from ..views.common import expires_in_field, read_body, scopes_field, text_field
 from .userpass import check_password_login
@@ -152,6 +154,7 @@ class UserTokenViews:
     def __init__(self, codec: UserTokenCodec) -> None:
         self.codec = codec
 
+    @rate_limited(account=BASIC)
     def create(self) -> Response:
         """``POST /api/user-token``: a new JWT for the Basic credentials' owner."""
         user = basic_user("user-token")
@@ -181,6 +184,7 @@ class UserTokenViews:
         response.headers["Pragma"] = "no-cache"
         return response
 
+    @rate_limited(account=BASIC)
     def describe(self) -> Response:
         """``GET /api/user-token?token=<JWT>``: what one's own token says, or why it is no good."""
         user = basic_user("user-token")
@@ -226,3 +230,24 @@ def register(blueprint: Blueprint, state: State) -> None:
         views = UserTokenViews(codec)
         blueprint.add_url_rule("/user-token", "user_token_create", views.create, methods=["POST"])
         blueprint.add_url_rule("/user-token", "user_token_describe", views.describe, methods=["GET"])
+
+
+#: The routes, for the OpenAPI document (see :mod:`flask_apitokens.openapi`).
+OPENAPI = {"/user-token": {
+    "post": oa.operation(
+        "A user-token JWT for the HTTP Basic credentials' owner", tag="issue", security=[{"basic": []}],
+        body=oa.credential_body(dict(oa.ISSUE_FIELDS), required=[]),
+        responses={201: oa.json_response("The JWT (HS256), shown once", {
+            "type": "object", "required": ["user-token"], "properties": {"user-token": oa.TEXT}})},
+        errors=(400, 401, 413, 415, 429, 503),
+    ),
+    "get": oa.operation(
+        "What one's own user-token says, or why it is no good", tag="issue", security=[{"basic": []}],
+        parameters=[{"name": "token", "in": "query", "required": True, "schema": oa.TEXT}],
+        responses={200: oa.json_response("The token's owner and expiry (UTC)", {
+            "type": "object", "required": ["email", "expire_time", "organization_name", "user"],
+            "properties": {"email": {"type": ["string", "null"]}, "expire_time": {"type": ["string", "null"]},
+                           "organization_name": {"type": ["string", "null"]}, "user": {"type": ["string", "null"]}}})},
+        errors=(400, 401, 403, 413, 415, 429, 503),
+    ),
+}}

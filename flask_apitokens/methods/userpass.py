@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 from flask import Blueprint, Response, request
 
 from .. import errors, signals
+from .. import openapi as oa
 from ..credentials import state
+from ..ratelimit import rate_limited
 from ..views.common import expires_in_field, read_body, scopes_field, text_field, token_response
 
 if TYPE_CHECKING:
@@ -25,6 +27,7 @@ def check_password_login(login: str, password: str, *, method: str, by_email: bo
     return user
 
 
+@rate_limited(account="username")
 def authenticate_userpass() -> Response:
     body = read_body()
     username = text_field(body, "username", max_length=320)
@@ -40,3 +43,15 @@ def authenticate_userpass() -> Response:
 def register(blueprint: Blueprint, state: State) -> None:
     if state.settings["USERPASS"]:
         blueprint.add_url_rule("/authenticate/userpass", "userpass", authenticate_userpass, methods=["POST"])
+
+
+#: The route, for the OpenAPI document (see :mod:`flask_apitokens.openapi`).
+OPENAPI = {"/authenticate/userpass": {"post": oa.operation(
+    "A token for a username and password", tag="issue", security=oa.NO_CREDENTIAL,
+    description="Form fields or JSON. A wrong user and a wrong password get the same 401.",
+    body=oa.credential_body({"username": oa.text(320, min_length=1),
+                             "password": oa.text(1024, min_length=1), **oa.ISSUE_FIELDS},
+                            required=["username", "password"]),
+    responses={200: oa.json_response("The new token, shown once", oa.ref("IssuedToken"))},
+    errors=(400, 401, 413, 415, 429, 503),
+)}}

@@ -21,6 +21,7 @@ from werkzeug.exceptions import MethodNotAllowed
 
 from .. import crypto, errors
 from ..credentials import get_current_token
+from ..ratelimit import rate_limited
 from ..views.common import json_blueprint
 from .server import OAuth2Server
 
@@ -128,6 +129,7 @@ def create_blueprint(app: Flask, state: Any) -> Any:
     # Every method is routed to the views so that a wrong one gets a JSON 405
     # (a routing error would never reach the blueprint's error handlers).
     @blueprint.route("/oauth/token", methods=ANY_METHOD)
+    @rate_limited()
     def issue_token() -> Any:
         if (refused := wrong_method("POST")) is not None:
             return refused

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import re
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, jsonify, request
 from flask_login import current_user
 
-from .. import errors
+from .. import errors, openapi
+from .. import openapi as oa
 from ..credentials import get_current_token, state
 from ..decorators import require_credential
 from ..service import PERSONAL_KINDS
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
 METHODS = ("session", "userpass", "exchange", "ldap", "user_token", "providers")
 
 _TOKENS_SCOPE = frozenset(("tokens",))
+# Public ids are random letters and digits (crypto.PUBLIC_ID_LENGTH; other kinds may differ in length).
+_TOKEN_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 
 
 def _caller(scopes: frozenset[str] = frozenset()) -> tuple[Any, Any]:
@@ -46,8 +50,16 @@ def list_tokens() -> Response:
     return jsonify(tokens=[info.to_json() for info in tokens])
 
 
+def _known_form(token_id: str) -> str:
+    """404 at once for an id no token can have (it would only reach the database)."""
+    if not _TOKEN_ID.fullmatch(token_id):
+        raise errors.NotFound("No such token.", code="token_not_found")
+    return token_id
+
+
 def revoke_token(token_id: str) -> Response:
     user, _ = _caller(_TOKENS_SCOPE)
+    _known_form(token_id)
     user_id = state().users.user_id(user)
     # API keys are the administrator's to revoke, not their holder's.
     if state().service.get(token_id, user_id=user_id, kinds=PERSONAL_KINDS) is None:
@@ -65,6 +77,7 @@ def revoke_all_tokens() -> Response:
 
 def rotate_token(token_id: str) -> Response:
     user, _ = _caller(_TOKENS_SCOPE)
+    _known_form(token_id)
     issued = state().service.rotate(token_id, user=user, ip=request.remote_addr)
     return token_response(issued, id=issued.info.id, replaces=token_id)
 
@@ -73,9 +86,55 @@ def create_blueprint(state: State) -> Blueprint:
     blueprint = json_blueprint("apitokens_api", __name__)
     for name in METHODS:
         importlib.import_module(f"..methods.{name}", __package__).register(blueprint, state)
+    blueprint.add_url_rule("/openapi.json", "openapi", openapi.serve)
     blueprint.add_url_rule("/me", "me", me)
     blueprint.add_url_rule("/tokens", "list_tokens", list_tokens)
     blueprint.add_url_rule("/tokens", "revoke_all_tokens", revoke_all_tokens, methods=["DELETE"])
     blueprint.add_url_rule("/tokens/<token_id>", "revoke_token", revoke_token, methods=["DELETE"])
     blueprint.add_url_rule("/tokens/<token_id>/rotate", "rotate_token", rotate_token, methods=["POST"])
     return blueprint
+
+
+_TOKEN_LIST = {"type": "object", "required": ["tokens"],
+               "properties": {"tokens": {"type": "array", "items": oa.ref("TokenInfo")}}}
+_REVOKED = {"type": "object", "required": ["revoked"], "properties": {"revoked": {"type": "array", "items": oa.TEXT}}}
+_ME = {"type": "object", "required": ["person_id", "username", "email", "token"], "properties": {
+    "person_id": oa.PERSON_ID, "username": {"type": ["string", "null"]}, "email": {"type": ["string", "null"]},
+    "organization": {"type": ["string", "null"]}, "is_admin": {"type": "boolean"},
+    "token": {"oneOf": [oa.ref("TokenInfo"), {"type": "null"}]}}}
+_TOKEN_ID_PARAMETER = [{"name": "token_id", "in": "path", "required": True, "schema": oa.TEXT}]
+_MANAGE = "A session cookie, or a credential with the 'tokens' scope."
+
+#: The routes of this module, for the OpenAPI document (see :mod:`flask_apitokens.openapi`).
+OPENAPI = {
+    "/me": {"get": oa.operation(
+        "The current person, and the credential in use", tag="account", security=oa.SESSION_OR_CREDENTIAL,
+        responses={200: oa.json_response("The person; token is null for a session", _ME)},
+        errors=(401, 403, 503),
+    )},
+    "/tokens": {
+        "get": oa.operation(
+            "The caller's usable tokens, newest first (never a secret)", tag="manage",
+            security=oa.SESSION_OR_CREDENTIAL, description=_MANAGE,
+            responses={200: oa.json_response("The tokens", _TOKEN_LIST)}, errors=(401, 403, 503),
+        ),
+        "delete": oa.operation(
+            "Revoke all of the caller's tokens (log out everywhere)", tag="manage",
+            security=oa.SESSION_OR_CREDENTIAL, description=_MANAGE,
+            responses={200: oa.json_response("The ids revoked", _REVOKED)}, errors=(401, 403, 503),
+        ),
+    },
+    "/tokens/{token_id}": {"delete": oa.operation(
+        "Revoke one of the caller's tokens, and the tokens made from it", tag="manage",
+        security=oa.SESSION_OR_CREDENTIAL, description=_MANAGE, parameters=_TOKEN_ID_PARAMETER,
+        responses={200: oa.json_response("The ids revoked", _REVOKED)}, errors=(401, 403, 404, 503),
+    )},
+    "/tokens/{token_id}/rotate": {"post": oa.operation(
+        "A new token with the same name and scopes; the old one works for APITOKENS_ROTATION_GRACE seconds",
+        tag="manage", security=oa.SESSION_OR_CREDENTIAL, description=_MANAGE, parameters=_TOKEN_ID_PARAMETER,
+        responses={200: oa.json_response("The new token, shown once", {
+            "allOf": [oa.ref("IssuedToken"), {"type": "object", "required": ["id", "replaces"],
+                                              "properties": {"id": oa.TEXT, "replaces": oa.TEXT}}]})},
+        errors=(401, 403, 404, 503),
+    )},
+}

@@ -18,6 +18,7 @@ from ..credentials import state
 JSON_BLUEPRINTS: set[str] = set()
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+_STREAMED_BODY = "apitokens.streamed_body"
 
 
 def read_body(*, form: bool = True) -> dict[str, Any]:
@@ -30,12 +31,16 @@ def read_body(*, form: bool = True) -> dict[str, Any]:
     if request.content_length is not None:
         if request.content_length > limit:
             raise too_large
+        # Cached first, so the body can be read again (as a form or not) in one request.
+        data = request.get_data(cache=True)
         if form and mimetype in _FORM_TYPES:
             return {key: request.form.get(key) for key in request.form}
-        data = request.get_data(cache=True)
     else:
-        # A streamed (chunked) body: read one byte past the limit to tell "too large".
-        data = request.stream.read(limit + 1)
+        # A streamed (chunked) body: read one byte past the limit to tell "too large",
+        # once per request (the rate limiter reads the account name before the view).
+        data = request.environ.get(_STREAMED_BODY)
+        if data is None:
+            data = request.environ[_STREAMED_BODY] = request.stream.read(limit + 1)
         if len(data) > limit:
             raise too_large
         if form and mimetype == "application/x-www-form-urlencoded":
@@ -92,8 +97,11 @@ def expires_in_field(body: dict[str, Any]) -> Any:
     value = body.get("expires_in")
     if value is None or value == "":
         return DEFAULT
-    if isinstance(value, str) and value.isdigit():
+    # ASCII digits only ("²".isdigit() is true, and int() refuses it), and few of them.
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
         value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 3600.0 is a whole number of seconds, as JSON Schema's "integer" says
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value > 100 * 365 * 86400:
         raise errors.BadRequest("expires_in must be a positive whole number of seconds.", code="invalid_field")
     return value

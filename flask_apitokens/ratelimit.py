@@ -1,0 +1,169 @@
+"""Rate limits on the routes that take a credential, with Flask-Limiter.
+
+A route opts in with one line, the :func:`rate_limited` decorator on its view
+function (module level, so it knows nothing of any application)::
+
+    @rate_limited(account="username")   # or "email", BASIC, or None
+    def authenticate_ldap() -> Response: ...
+
+:func:`init_app` (called last in ``APITokens.init_app``) gives the application
+its own :class:`flask_limiter.Limiter`, leaving any Limiter of the host alone,
+and wraps every marked view of the application with two shared limits:
+
+- ``APITOKENS_RATE_LIMIT`` per client address, and
+- ``APITOKENS_ACCOUNT_RATE_LIMIT`` per account name (read from the body field
+  the route names, or from HTTP Basic); requests that name no account only
+  count against the address limit.
+
+Both limits are shared by all credential routes, so an attacker gains nothing
+by switching routes. Flask-Limiter's own keys apply: ``RATELIMIT_ENABLED``,
+``RATELIMIT_STORAGE_URI`` (``memory://`` by default; Redis for several
+processes), ``RATELIMIT_KEY_PREFIX``, ``RATELIMIT_STRATEGY``. Over a limit the
+route answers ``429 {"error": "rate_limited", ...}`` with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from flask import Flask, Response, request
+from flask_limiter import Limiter, RateLimitExceeded
+from flask_limiter.util import get_remote_address
+from werkzeug.exceptions import HTTPException
+
+from . import errors
+
+if TYPE_CHECKING:
+    from .extension import State
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: ``account=BASIC``: the account name is the user name of HTTP Basic credentials.
+BASIC = "basic"
+_MARK = "_apitokens_rate_limited"
+_ACCOUNT_MAX = 320
+
+
+class RateLimited(errors.APITokensError):
+    status = 429
+    code = "rate_limited"
+    message = "Too many attempts; wait before trying again (see Retry-After)."
+
+
+def rate_limited(*, account: str | None = None) -> Callable[[F], F]:
+    """Mark a credential-taking view: limited per address, and per account name
+    read from the body field ``account`` (``"username"``, ``"email"``...) or,
+    with ``account=BASIC``, from HTTP Basic. The view itself is returned unchanged."""
+
+    def mark(view: F) -> F:
+        setattr(view, _MARK, (account,))
+        return view
+
+    return mark
+
+
+def account_name(source: str | None) -> str | None:
+    """The account name the request tries, normalized (case and spaces do not
+    make a new bucket), or None when it names none."""
+    if source is None:
+        return None
+    value: Any
+    if source == BASIC:
+        try:
+            authorization = request.authorization
+        except (ValueError, UnicodeError):
+            return None  # a header werkzeug cannot decode: the view answers it
+        value = authorization.username if authorization is not None and authorization.type == "basic" else None
+    else:
+        from .views.common import read_body
+
+        try:
+            value = read_body().get(source)
+        except errors.APITokensError:
+            return None  # the view answers the bad body itself
+    if not isinstance(value, str) or not value.strip():
+        return None
+    # A digest keeps storage keys short, and email addresses out of Redis.
+    return hashlib.sha256(value.strip().casefold()[:_ACCOUNT_MAX].encode("utf-8", "replace")).hexdigest()[:32]
+
+
+_REACHED = "apitokens.ratelimit_passed"
+
+
+def _reached(view: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(view)
+    def passed(*args: Any, **kwargs: Any) -> Any:
+        request.environ[_REACHED] = True
+        return view(*args, **kwargs)
+
+    return passed
+
+
+def _fail_closed(limited: Callable[..., Any]) -> Callable[..., Any]:
+    """A limiter whose storage fails (Redis down) must not let guesses through
+    unlimited, nor answer 500: the route answers 503 until the storage is back."""
+
+    @functools.wraps(limited)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return limited(*args, **kwargs)
+        except (HTTPException, errors.APITokensError):
+            raise  # 429, 413... are answers, not failures
+        except Exception as exc:
+            if request.environ.get(_REACHED):
+                raise  # the view's own error, not the limiter's
+            logging.getLogger("flask_apitokens").warning(
+                "flask-apitokens: rate-limit storage error: %s", type(exc).__name__)
+            raise errors.ServiceUnavailable("The rate-limit store is unavailable; try again shortly.",
+                                            code="rate_limit_unavailable") from exc
+
+    return checked
+
+
+def _breach_response(limit: Any) -> Response:
+    response = RateLimited().response()
+    response.apitokens_rate_limited = True  # type: ignore[attr-defined]  # tells our 429 from the host's
+    return response
+
+
+def init_app(app: Flask, state: State) -> Limiter:
+    """Give ``app`` the extension's Limiter and wrap every view marked with
+    :func:`rate_limited`. Call after every blueprint of the extension is registered."""
+    settings = state.settings
+    limiter = Limiter(
+        get_remote_address,
+        app=app,
+        storage_uri=app.config.get("RATELIMIT_STORAGE_URI") or "memory://",
+        headers_enabled=True,
+        on_breach=_breach_response,
+    )
+    per_address = limiter.shared_limit(settings["RATE_LIMIT"], scope="apitokens-address")
+    for endpoint, view in list(app.view_functions.items()):
+        mark = getattr(view, _MARK, None)
+        if mark is None:
+            continue
+        (source,) = mark
+
+        def key(source: str | None = source) -> str:
+            return account_name(source) or ""
+
+        per_account = limiter.shared_limit(
+            settings["ACCOUNT_RATE_LIMIT"], scope="apitokens-account", key_func=key,
+            exempt_when=lambda source=source: account_name(source) is None,
+        )
+        # Wrapped per application: the module-level view stays as it was.
+        app.view_functions[endpoint] = _fail_closed(per_address(per_account(_reached(view))))
+
+    previous = app.error_handler_spec[None].get(429, {}).get(RateLimitExceeded)
+
+    def too_many(error: RateLimitExceeded) -> Any:
+        if getattr(error.response, "apitokens_rate_limited", False):
+            return error.response
+        return previous(error) if previous is not None else error
+
+    app.register_error_handler(RateLimitExceeded, too_many)
+    return limiter

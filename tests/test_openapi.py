@@ -1,0 +1,191 @@
+"""The OpenAPI document at /api/openapi.json: it names every route the app
+serves under the API prefix, with its methods, and real responses match it."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any
+
+import jsonschema_rs
+import pytest
+from flask import Flask
+
+from flask_apitokens.openapi import openapi_path
+from tests import hostapp
+from tests.conftest import auth
+
+
+def document(client: Any, prefix: str = "/api") -> dict[str, Any]:
+    response = client.get(f"{prefix}/openapi.json")
+    assert response.status_code == 200
+    assert response.is_json
+    return response.json  # type: ignore[no-any-return]
+
+
+def api_rules(app: Flask) -> set[tuple[str, str]]:
+    prefix = app.extensions["apitokens"].settings["URL_PREFIX"]
+    found = set()
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith(prefix + "/"):
+            for method in rule.methods or ():
+                if method not in ("HEAD", "OPTIONS"):
+                    found.add((openapi_path(rule.rule), method.lower()))
+    return found
+
+
+def documented(doc: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(path, method) for path, item in doc["paths"].items() for method in item}
+
+
+def node_pointer(ref: str) -> list[str]:
+    return [part.replace("~1", "/").replace("~0", "~") for part in ref.removeprefix("#/").split("/")]
+
+
+def check(doc: dict[str, Any], path: str, method: str, response: Any) -> None:
+    """``response`` (a test client response to ``method path``) is one the document allows."""
+    operation = doc["paths"][path][method]
+    assert str(response.status_code) in operation["responses"], (path, method, response.status_code, response.json)
+    declared = operation["responses"][str(response.status_code)]
+    if "$ref" in declared:
+        pointer = node_pointer(declared["$ref"])
+        declared = doc
+        for part in pointer:
+            declared = declared[part]
+    assert response.mimetype == "application/json"
+    schema = declared["content"]["application/json"]["schema"]
+    validator = jsonschema_rs.Draft202012Validator({**schema, "components": doc["components"]})
+    errors = [error.message for error in validator.iter_errors(response.json)]
+    assert not errors, (path, method, response.status_code, errors)
+    for header in declared.get("headers", {}):
+        assert header in response.headers, (path, method, header)
+
+
+def test_every_api_rule_is_documented_with_its_methods(app: Flask, client: Any) -> None:
+    doc = document(client)
+    assert doc["openapi"].startswith("3.1")
+    rules = api_rules(app)
+    assert ("/api/authenticate/userpass", "post") in rules
+    assert rules == documented(doc)
+
+
+def test_a_route_switched_off_leaves_the_document(make_app: Callable[..., Flask]) -> None:
+    app = make_app(APITOKENS_PASSWORD_EXCHANGE=False, APITOKENS_USERPASS=False)
+    with app.app_context():
+        doc = document(app.test_client())
+        assert "/api/api_tokens" not in doc["paths"]
+        assert "/api/authenticate/userpass" not in doc["paths"]
+        assert api_rules(app) == documented(doc)
+
+
+def test_the_document_follows_the_url_prefix(make_app: Callable[..., Flask]) -> None:
+    app = make_app(APITOKENS_URL_PREFIX="/v1")
+    with app.app_context():
+        doc = document(app.test_client(), "/v1")
+        assert "/v1/tokens/{token_id}" in doc["paths"]
+        assert api_rules(app) == documented(doc)
+
+
+def test_the_document_is_a_valid_openapi_31_document(client: Any) -> None:
+    schemathesis = pytest.importorskip("schemathesis")
+    schema = schemathesis.openapi.from_dict(document(client))
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) == len(documented(document(client)))
+
+
+def test_real_responses_of_every_route_match_the_document(app: Flask, client: Any, user: Any,
+                                                         issue: Callable[..., str]) -> None:
+    doc = document(client)
+    seen: set[tuple[str, str]] = set()
+
+    def call(method: str, path: str, template: str | None = None, **kwargs: Any) -> Any:
+        response = client.open(path, method=method.upper(), **kwargs)
+        check(doc, template or path, method, response)
+        seen.add((template or path, method))
+        return response
+
+    good = call("post", "/api/authenticate/userpass", data={"username": "alice", "password": "pw-correct"})
+    assert good.status_code == 200
+    assert call("post", "/api/authenticate/userpass", json={"username": "alice", "password": "no"}).status_code == 401
+    assert call("post", "/api/authenticate/userpass", json={"username": "alice"}).status_code == 400
+    assert call("post", "/api/authenticate/userpass", data=b"{", content_type="application/json").status_code == 400
+    assert call("post", "/api/authenticate/userpass", data=b"x", content_type="text/plain").status_code == 415
+    big = b'{"username": "' + b"a" * 70000 + b'"}'
+    assert call("post", "/api/authenticate/userpass", data=big, content_type="application/json").status_code == 413
+    exchanged = call("post", "/api/api_tokens", json={"email": "alice@example.com", "password": "pw-correct"})
+    assert exchanged.status_code == 200
+    assert call("post", "/api/api_tokens", data={"email": "a", "password": "b"}).status_code == 415
+    assert call("post", "/api/token").status_code == 401
+    assert client.post("/login", data={"username": "alice"}).status_code == 200
+    assert call("post", "/api/token", json={"scopes": ["reports:read"]}).status_code == 200
+    assert call("post", "/api/token", headers={"Origin": "https://evil.example"}).status_code == 403
+    assert call("get", "/api/me").status_code == 200
+    client.delete_cookie("session")
+
+    manager = issue(user, scopes=["tokens"])
+    plain = issue(user)
+    assert call("get", "/api/me", headers=auth(plain)).status_code == 200
+    assert call("get", "/api/me", headers=auth("apt_nonsense")).status_code == 401
+    assert call("get", "/api/tokens", headers=auth(plain)).status_code == 403
+    listed = call("get", "/api/tokens", headers=auth(manager))
+    assert listed.status_code == 200 and listed.json["tokens"]
+    victim = listed.json["tokens"][-1]["id"]
+    rotate = "/api/tokens/{token_id}/rotate"
+    assert call("post", f"/api/tokens/{victim}/rotate", rotate, headers=auth(manager)).status_code == 200
+    assert call("post", "/api/tokens/nope/rotate", rotate, headers=auth(manager)).status_code == 404
+    one = "/api/tokens/{token_id}"
+    assert call("delete", f"/api/tokens/{victim}", one, headers=auth(manager)).status_code == 200
+    assert call("delete", "/api/tokens/%00x", one, headers=auth(manager)).status_code == 404
+    assert call("delete", "/api/tokens", headers=auth(manager)).status_code == 200
+    assert call("delete", "/api/tokens", headers=auth(manager)).status_code == 401
+    assert call("get", "/api/openapi.json").status_code == 200
+
+    basic = {"Authorization": "Basic " + base64.b64encode(b"alice:pw-correct").decode()}
+    jwt = call("post", "/api/user-token", headers=basic)
+    assert jwt.status_code == 201
+    assert call("post", "/api/user-token").status_code == 401
+    query = "/api/user-token?token=" + jwt.json["user-token"]
+    assert call("get", query, "/api/user-token", headers=basic).status_code == 200
+    assert call("get", "/api/user-token?token=nonsense", "/api/user-token", headers=basic).status_code == 400
+    provider = "/api/authenticate/{provider}"
+    body = {"email": "alice@example.com", "info": {"accessToken": "x"}}
+    assert call("post", "/api/authenticate/nowhere", provider, json=body).status_code == 404
+    assert seen == documented(doc)
+
+
+def test_rate_limited_response_matches_the_document(make_app: Callable[..., Flask]) -> None:
+    app = make_app(APITOKENS_RATE_LIMIT="2/minute")
+    with app.app_context():
+        hostapp.make_user("alice")
+        client = app.test_client()
+        doc = document(client)
+        statuses = [client.post("/api/authenticate/userpass", json={"username": "x", "password": "y"})
+                    for _ in range(3)]
+        assert [r.status_code for r in statuses] == [401, 401, 429]
+        check(doc, "/api/authenticate/userpass", "post", statuses[-1])
+
+
+@pytest.mark.parametrize("value", ["²", "٣٦٠٠", "9" * 5000, 0.5, -1, "3600.0"])
+def test_expires_in_that_is_not_a_whole_number_of_seconds_is_400(client: Any, user: Any, value: Any) -> None:
+    # "²".isdigit() is true and int() refuses it; 5,000 digits pass int()'s limit: both were 500s.
+    response = client.post("/api/authenticate/userpass",
+                           json={"username": "alice", "password": "pw-correct", "expires_in": value})
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_field"
+
+
+def test_expires_in_as_an_integral_float_is_taken(client: Any, user: Any) -> None:
+    response = client.post("/api/authenticate/userpass",
+                           json={"username": "alice", "password": "pw-correct", "expires_in": 3600.0})
+    assert response.status_code == 200
+
+
+def test_the_ldap_route_is_documented_when_configured(make_app: Callable[..., Flask]) -> None:
+    # Port 9 (discard): nothing answers, and nothing is asked: only the routing is looked at.
+    app = make_app(LDAP_HOST="127.0.0.1", LDAP_PORT=9, LDAP_BASE_DN="dc=example,dc=org")
+    with app.app_context():
+        doc = document(app.test_client())
+        assert ("/api/authenticate/ldap", "post") in api_rules(app)
+        assert api_rules(app) == documented(doc)
+        response = app.test_client().post("/api/authenticate/ldap", data=b"x", content_type="text/plain")
+        check(doc, "/api/authenticate/ldap", "post", response)
