@@ -120,12 +120,12 @@ def install_request_loader(login_manager: Any) -> None:
         return
 
     def load_user_from_request(req: Any) -> Any:
-        from .errors import APITokensError
+        from .errors import Unauthorized
 
         try:
             info = authenticate_request()
-        except APITokensError:
-            return None
+        except Unauthorized:
+            return None  # a refused credential is no user; an outage (503) propagates
         if info is not None:
             return state().users.get(info.user_id)
         return previous(req) if previous is not None else None

@@ -40,6 +40,8 @@ REFRESH = "refresh"
 #: Kinds a person manages as "their tokens" (keys are the administrator's).
 PERSONAL_KINDS = (TOKEN, USER_TOKEN, OAUTH2)
 
+_PENDING_ISSUED = "apitokens.pending-issued"
+
 #: Pass as ``expires_in`` to mean "the method's default expiry".
 DEFAULT: Any = object()
 
@@ -284,19 +286,34 @@ class TokenService:
         )
         session = self.db.session
         session.add(row)
+        info = self.info(row)
+        self._pending_issued(session()).append((info, user_id, via))
         if commit:
             self.commit()
-        info = self.info(row)
-        signals.token_issued.send(self.app, token=info, user_id=user_id, via=via)
         return IssuedToken(plain, info)
+
+    @staticmethod
+    def _pending_issued(session: Any) -> list[tuple[TokenInfo, Any, str]]:
+        """``token_issued`` waits for the commit that makes the token real; a
+        rollback forgets it (see :meth:`commit`)."""
+        pending = session.info.get(_PENDING_ISSUED)
+        if pending is None:
+            pending = session.info[_PENDING_ISSUED] = []
+            sa.event.listen(session, "after_rollback", lambda s: s.info.get(_PENDING_ISSUED, []).clear())
+        return pending  # type: ignore[no-any-return]
 
     def commit(self) -> None:
         """Commit the session; a database failure rolls back and becomes a 503."""
+        session = self.db.session()
         try:
-            self.db.session.commit()
+            session.commit()
         except sa.exc.DBAPIError as exc:
-            self.db.session.rollback()
+            session.rollback()
             raise errors.ServiceUnavailable("The token store is unavailable; try again shortly.") from exc
+        issued = session.info.get(_PENDING_ISSUED)
+        while issued:
+            info, user_id, via = issued.pop(0)
+            signals.token_issued.send(self.app, token=info, user_id=user_id, via=via)
 
     @staticmethod
     def info(row: Any) -> TokenInfo:

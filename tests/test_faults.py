@@ -71,10 +71,12 @@ def assert_unavailable(response: Any) -> None:
 
 
 def requests_while_down(client: Any, cookie_client: Any, manager: str, victim_id: str) -> list[Any]:
-    """Token check, issue (two ways), revoke, list and /me, while the store is gone."""
+    """Token check (ours and Flask-Login's), issue (two ways), revoke, list and /me,
+    while the store is gone."""
     return [
         client.get("/plain", headers=auth(manager)),
         client.get("/api/me", headers=auth(manager)),
+        client.get("/flask-login", headers=auth(manager)),  # the host's @login_required, via the request loader
         client.post("/api/authenticate/userpass", json={"username": "alice", "password": "pw-correct"}),
         client.post("/api/api_tokens", json={"email": "alice@example.com", "password": "pw-correct"}),
         cookie_client.post("/api/token", json={"name": "during the outage"}),

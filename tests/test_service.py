@@ -224,3 +224,17 @@ def test_method_names_the_expiry_setting_and_none_means_never(make_app: Callable
         github = service(app).issue(owner, via="github", method="provider").info
         assert (github.via, github.expires_at - github.created_at) == ("github", dt.timedelta(seconds=7200))
         assert service(app).issue(owner, via="cli", expires_in=None).info.expires_at is None
+
+
+def test_token_issued_waits_for_the_commit_and_a_rollback_drops_it(app: Flask, user: Any) -> None:
+    seen: list[str] = []
+    with signals.token_issued.connected_to(lambda sender, token, **kw: seen.append(token.id), app):
+        dropped = service(app).issue(user, via="cli", commit=False)
+        assert seen == []
+        hostapp.db.session.rollback()
+        kept = service(app).issue(user, via="cli", commit=False)
+        service(app).commit()
+        assert seen == [kept.info.id]
+        service(app).commit()
+        assert seen == [kept.info.id]
+    assert [row.id for row in token_rows(app)] == [kept.info.id] != [dropped.info.id]
