@@ -56,3 +56,28 @@ def account_id(value: Any) -> str | None:
 
 def emails(values: Iterable[Any]) -> tuple[str, ...]:
     return tuple(value for value in values if text(value) and "@" in value and len(value) <= 320)
+
+
+class UserAPIKind:
+    """A provider kind with a REST user API under ``api_base_url`` (GitHub, GitLab):
+    ``GET user`` names the token's owner by an id and a login field."""
+
+    login_field = "login"
+
+    def __init__(self, config: Any, http: Any) -> None:
+        self.config, self.http = config, http
+        self.base = config.api_base_url or ""
+
+    def fetch_user(self, access_token: str) -> tuple[dict[str, Any], str]:
+        """The ``user`` object and its account id; 401 or 502 for a refusal or garbage."""
+        name = self.config.name
+        reply = self.http.get(name, self.base + "user", access_token=access_token)
+        if reply.status == 403:
+            raise token_refused(name, "does not let this access token read the account")
+        if reply.status != 200:
+            raise bad_answer(name, f"the user query with HTTP status {reply.status}")
+        user = reply.data
+        subject = account_id(user.get("id")) if isinstance(user, dict) else None
+        if subject is None or not text(user.get(self.login_field)):
+            raise bad_answer(name, f"the user query without an account id and {self.login_field}")
+        return user, subject

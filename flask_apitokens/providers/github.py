@@ -4,31 +4,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from .account import ProviderAccount, account_id, bad_answer, emails, text, token_refused
-
-if TYPE_CHECKING:
-    from . import ProviderConfig
-    from .http import ProviderHTTP
+from .account import ProviderAccount, UserAPIKind, bad_answer, emails, text
 
 
-class Kind:
-    def __init__(self, config: ProviderConfig, http: ProviderHTTP) -> None:
-        self.config, self.http = config, http
-        self.base = config.api_base_url or ""
-
+class Kind(UserAPIKind):
     def account(self, access_token: str) -> ProviderAccount:
         name = self.config.name
-        reply = self.http.get(name, self.base + "user", access_token=access_token)
-        if reply.status == 403:
-            raise token_refused(name, "does not let this access token read the account")
-        if reply.status != 200:
-            raise bad_answer(name, f"the user query with HTTP status {reply.status}")
-        user = reply.data
-        subject = account_id(user.get("id")) if isinstance(user, dict) else None
-        if subject is None or not text(user.get("login")):
-            raise bad_answer(name, "the user query without an account id and login")
+        user, subject = self.fetch_user(access_token)
 
         reply = self.http.get(name, self.base + "user/emails", access_token=access_token)
         if reply.status in (403, 404):

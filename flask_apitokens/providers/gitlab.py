@@ -5,35 +5,19 @@ token may read them."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from .account import ProviderAccount, account_id, bad_answer, emails, text, token_refused
-
-if TYPE_CHECKING:
-    from . import ProviderConfig
-    from .http import ProviderHTTP
+from .account import ProviderAccount, UserAPIKind, bad_answer, emails, text
 
 
 def _confirmed(entry: dict) -> bool:
     return text(entry.get("confirmed_at"))
 
 
-class Kind:
-    def __init__(self, config: ProviderConfig, http: ProviderHTTP) -> None:
-        self.config, self.http = config, http
-        self.base = config.api_base_url or ""
+class Kind(UserAPIKind):
+    login_field = "username"
 
     def account(self, access_token: str) -> ProviderAccount:
         name = self.config.name
-        reply = self.http.get(name, self.base + "user", access_token=access_token)
-        if reply.status == 403:
-            raise token_refused(name, "does not let this access token read the account")
-        if reply.status != 200:
-            raise bad_answer(name, f"the user query with HTTP status {reply.status}")
-        user = reply.data
-        subject = account_id(user.get("id")) if isinstance(user, dict) else None
-        if subject is None or not text(user.get("username")):
-            raise bad_answer(name, "the user query without an account id and username")
+        user, subject = self.fetch_user(access_token)
         if user.get("email") is not None and not text(user["email"], allow_empty=True):
             raise bad_answer(name, "the user query with an email that is not text")
         addresses = [user["email"]] if user.get("email") and _confirmed(user) else []
