@@ -30,8 +30,7 @@ CHECKSUM_LENGTH = 6  # 62**6 > 2**32
 PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_]{0,16}")
 
 _BODY = re.compile(
-    r"([0-9A-Za-z]{%d}):([0-9A-Za-z]{%d})([0-9A-Za-z]{%d})"
-    % (PUBLIC_ID_LENGTH, SECRET_LENGTH, CHECKSUM_LENGTH)
+    rf"([0-9A-Za-z]{{{PUBLIC_ID_LENGTH}}}):([0-9A-Za-z]{{{SECRET_LENGTH}}})([0-9A-Za-z]{{{CHECKSUM_LENGTH}}})"
 )
 
 

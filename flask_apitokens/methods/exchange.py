@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 
 from .. import openapi as oa
 from ..credentials import state
 from ..ratelimit import rate_limited
-from ..views.common import expires_in_field, read_body, scopes_field, text_field, token_response
+from ..views.common import issue_options, read_body, text_field, token_response
 from .userpass import check_password_login
 
 if TYPE_CHECKING:
@@ -27,10 +27,7 @@ def exchange_password() -> Response:
     email = text_field(body, "email", max_length=320)
     password = text_field(body, "password", max_length=1024)
     user = check_password_login(email, password, method="exchange", by_email=True)
-    issued = state().service.issue(
-        user, via="exchange", name=text_field(body, "name", required=False, max_length=200),
-        scopes=scopes_field(body), expires_in=expires_in_field(body), ip=request.remote_addr,
-    )
+    issued = state().service.issue(user, via="exchange", **issue_options(body))
     return token_response(issued, person_id=issued.info.user_id)
 
 

@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app
 
 from .. import errors, signals
 from .. import openapi as oa
 from ..credentials import state
 from ..ratelimit import rate_limited
-from ..views.common import expires_in_field, read_body, scopes_field, text_field, token_response
+from ..views.common import issue_options, read_body, text_field, token_response
 
 if TYPE_CHECKING:
     # flask-ldap3-login and ldap3 are the optional "ldap" extra: imported only when LDAP is configured.
@@ -344,21 +344,18 @@ def authenticate_ldap() -> Response:
         password = text_field(body, "password", max_length=1024)
     if len(username) > 320 or len(password) > 1024:
         raise _fail(username[:320])
-    requested = state().service.check_scopes(scopes_field(body))  # 400 for an undeclared scope
-    name = text_field(body, "name", required=False, max_length=200)
-    expires_in = expires_in_field(body)
+    options = issue_options(body)  # 400 for an undeclared scope, before the directory is asked
     app = state().app
     result = bind(app, username, password)
     if result is None:
         raise _fail(username)
     entry = read_entry(result, app.config.get("LDAP_USER_LOGIN_ATTR") or "uid")
-    scopes = token_scopes(requested, entry)
+    options["scopes"] = token_scopes(options["scopes"], entry)
     user = find_or_create_user(entry)
     if not state().users.is_active(user):
         state().db.session.rollback()
         raise _fail(username)
-    issued = state().service.issue(user, via="ldap", name=name, scopes=scopes, expires_in=expires_in,
-                                   ip=request.remote_addr)
+    issued = state().service.issue(user, via="ldap", **options)
     return token_response(issued)
 
 

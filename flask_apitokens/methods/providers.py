@@ -16,14 +16,14 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 
 from .. import errors, signals
 from .. import openapi as oa
 from ..credentials import state
 from ..providers import RESERVED_NAMES, ProviderAccount, ProviderConfig, ProviderRegistry, load_providers
 from ..ratelimit import rate_limited
-from ..views.common import expires_in_field, read_body, scopes_field, text_field, token_response
+from ..views.common import issue_options, read_body, text_field, token_response
 
 if TYPE_CHECKING:
     from ..extension import State
@@ -147,9 +147,7 @@ def _view(registry: ProviderRegistry):  # noqa: ANN202
         body = read_body(form=False)
         email = _email(body)
         access_token = _access_token(body)
-        name = text_field(body, "name", required=False, max_length=200)
-        scopes = state().service.check_scopes(scopes_field(body))
-        expires_in = expires_in_field(body)
+        options = issue_options(body)
 
         try:
             account = registry.account(config, access_token)
@@ -166,8 +164,7 @@ def _view(registry: ProviderRegistry):  # noqa: ANN202
             if not st.users.is_active(user):
                 raise _refuse(provider, "account_disabled", email,
                               errors.Unauthorized("This account is disabled.", code="account_disabled"))
-            issued = st.service.issue(user, via=provider, method="provider", name=name, scopes=scopes,
-                                      expires_in=expires_in, ip=request.remote_addr)
+            issued = st.service.issue(user, via=provider, method="provider", **options)
         except BaseException:
             st.db.session.rollback()  # no user or link without its token
             raise

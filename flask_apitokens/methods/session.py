@@ -13,7 +13,7 @@ from .. import errors
 from .. import openapi as oa
 from ..credentials import authenticate_request, state
 from ..ratelimit import rate_limited
-from ..views.common import expires_in_field, read_body, scopes_field, text_field, token_response
+from ..views.common import issue_options, read_body, token_response
 
 if TYPE_CHECKING:
     from ..extension import State
@@ -52,10 +52,10 @@ def create_session_token() -> Response:
         if not current_user.is_authenticated:
             raise errors.Unauthorized("Log in first: this route makes a token for the logged-in user.")
         user = current_user._get_current_object()
+    options = issue_options(body)
     service = state().service
-    scopes = service.check_scopes(scopes_field(body), within=within)
-    issued = service.issue(user, via="session", name=text_field(body, "name", required=False, max_length=200),
-                           scopes=scopes, expires_in=expires_in_field(body), ip=request.remote_addr)
+    options["scopes"] = service.check_scopes(options["scopes"], within=within)
+    issued = service.issue(user, via="session", **options)
     return token_response(issued)
 
 

@@ -32,7 +32,7 @@ from ..credentials import MAX_CREDENTIAL_LENGTH, state
 from ..models import utcnow
 from ..ratelimit import BASIC, rate_limited
 from ..service import USER_TOKEN
-from ..views.common import expires_in_field, read_body, scopes_field, text_field
+from ..views.common import issue_options, read_body
 from .userpass import check_password_login
 
 if TYPE_CHECKING:
@@ -160,11 +160,8 @@ class UserTokenViews:
         user = basic_user("user-token")
         body = read_body()
         st = state()
-        issued = st.service.issue(
-            user, via="user-token", kind=USER_TOKEN,
-            name=text_field(body, "name", required=False, max_length=200) or "user-token",
-            scopes=scopes_field(body), expires_in=expires_in_field(body), ip=request.remote_addr,
-        )
+        issued = st.service.issue(user, via="user-token", kind=USER_TOKEN,
+                                  **issue_options(body, default_name="user-token"))
         profile = st.users.profile(user)
         info = issued.info
         claims: dict[str, Any] = {

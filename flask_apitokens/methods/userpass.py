@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 
 from .. import errors, signals
 from .. import openapi as oa
 from ..credentials import state
 from ..ratelimit import rate_limited
-from ..views.common import expires_in_field, read_body, scopes_field, text_field, token_response
+from ..views.common import issue_options, read_body, text_field, token_response
 
 if TYPE_CHECKING:
     from ..extension import State
@@ -33,10 +33,7 @@ def authenticate_userpass() -> Response:
     username = text_field(body, "username", max_length=320)
     password = text_field(body, "password", max_length=1024)
     user = check_password_login(username, password, method="userpass")
-    issued = state().service.issue(
-        user, via="userpass", name=text_field(body, "name", required=False, max_length=200),
-        scopes=scopes_field(body), expires_in=expires_in_field(body), ip=request.remote_addr,
-    )
+    issued = state().service.issue(user, via="userpass", **issue_options(body))
     return token_response(issued)
 
 

@@ -107,6 +107,19 @@ def expires_in_field(body: dict[str, Any]) -> Any:
     return value
 
 
+def issue_options(body: dict[str, Any], *, default_name: str = "") -> dict[str, Any]:
+    """The optional fields every issuing route takes (``name``, ``scopes``,
+    ``expires_in``) plus the client address, as keyword arguments for
+    :meth:`~flask_apitokens.service.TokenService.issue`. Scopes are checked
+    here (400 invalid_scope), before any directory or provider is asked."""
+    return {
+        "name": text_field(body, "name", required=False, max_length=200) or default_name,
+        "scopes": state().service.check_scopes(scopes_field(body)),
+        "expires_in": expires_in_field(body),
+        "ip": request.remote_addr,
+    }
+
+
 def _http_error(error: HTTPException) -> Response:
     response = jsonify(error=(error.name or "error").lower().replace(" ", "_"), message=error.description)
     response.status_code = error.code or 500
