@@ -50,14 +50,20 @@ OAUTH_ERROR: dict[str, Any] = {
         "error_uri": oa.TEXT,
     },
 }
+#: Authlib answers an unknown token_type_hint with 401 (its error class is a 401 one).
+HINT_401 = " Also unsupported_token_type, for a token_type_hint other than access_token or refresh_token."
 NO_STORE = {"Cache-Control": {"schema": oa.TEXT, "description": "no-store"}}
 
 
-def oauth_errors(bad_request: str) -> dict[int, Any]:
+def oauth_errors(bad_request: str, unauthorized: str = "") -> dict[int, Any]:
     return {
-        400: oa.json_response(bad_request, OAUTH_ERROR),
-        401: oa.json_response("The client did not authenticate (invalid_client).", OAUTH_ERROR,
-                              headers={"WWW-Authenticate": {"schema": oa.TEXT}}),
+        400: oa.json_response(bad_request + " Also invalid_client, for a client that failed to authenticate "
+                              "without HTTP Basic.", OAUTH_ERROR),
+        401: oa.json_response("invalid_client: the client failed to authenticate with HTTP Basic."
+                              + unauthorized, OAUTH_ERROR,
+                              headers={"WWW-Authenticate": {
+                                  "schema": oa.TEXT, "required": False,
+                                  "description": "Only when the client sent HTTP Basic (RFC 6749 5.2)."}}),
     }
 
 
@@ -170,8 +176,8 @@ OPENAPI: dict[str, Any] = {
         body=form_body(TOKEN_FORM),
         responses={
             200: oa.json_response("Revoked, or nothing to revoke", {"type": "object", "maxProperties": 0}),
-            **oauth_errors("invalid_request (no token), unsupported_token_type, or invalid_grant "
-                           "(a token of another client)."),
+            **oauth_errors("invalid_request (no token) or invalid_grant (a token of another client).",
+                           HINT_401),
         },
         errors=(413, 503),
     )},
@@ -182,7 +188,7 @@ OPENAPI: dict[str, Any] = {
         body=form_body(TOKEN_FORM),
         responses={
             200: oa.json_response("The token's state", INTROSPECTION, headers=NO_STORE),
-            **oauth_errors("invalid_request (no token) or unsupported_token_type."),
+            **oauth_errors("invalid_request (no token).", HINT_401),
         },
         errors=(413, 503),
     )},
