@@ -307,3 +307,19 @@ def test_real_oauth2_responses_match_the_document(app: Flask, client: Any, user:
     assert metadata.json["token_endpoint"] == "http://localhost/oauth/token"
     assert metadata.json["scopes_supported"] == sorted(app.extensions["apitokens"].settings.scopes)
     assert seen == documented(doc) - documented(doc, "/api")
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+def test_a_client_id_with_a_nul_is_an_oauth_error_not_a_crash(app: Flask, client: Any, path: str) -> None:
+    # PostgreSQL refuses NUL in a string: looking such a client id up raised (found by the fuzz).
+    doc = document(client)
+    form = {"grant_type": "refresh_token", "refresh_token": "x", "token": "x", "client_id": "00\x00",
+            "client_secret": "s"}
+    response = client.post(path, data=form)
+    check(doc, path, "post", response)
+    assert response.status_code == 400 and response.json["error"] == "invalid_client"
+    basic = {"Authorization": "Basic " + base64.b64encode(b"a\x00:b").decode()}
+    response = client.post(path, data={"grant_type": "refresh_token", "refresh_token": "x", "token": "x"},
+                           headers=basic)
+    check(doc, path, "post", response)
+    assert response.status_code == 401 and response.json["error"] == "invalid_client"

@@ -57,13 +57,14 @@ NO_STORE = {"Cache-Control": {"schema": oa.TEXT, "description": "no-store"}}
 
 def oauth_errors(bad_request: str, unauthorized: str = "") -> dict[int, Any]:
     return {
-        400: oa.json_response(bad_request + " Also invalid_client, for a client that failed to authenticate "
-                              "without HTTP Basic.", OAUTH_ERROR),
-        401: oa.json_response("invalid_client: the client failed to authenticate with HTTP Basic."
+        400: oa.json_response(bad_request + " Also invalid_client, for client credentials in "
+                              "the form that are not accepted.", OAUTH_ERROR),
+        401: oa.json_response("invalid_client: no client credentials where they are needed, or HTTP Basic that is "
+                              "not accepted."
                               + unauthorized, OAUTH_ERROR,
                               headers={"WWW-Authenticate": {
                                   "schema": oa.TEXT, "required": False,
-                                  "description": "Only when the client sent HTTP Basic (RFC 6749 5.2)."}}),
+                                  "description": "With invalid_client; not with unsupported_token_type."}}),
     }
 
 
