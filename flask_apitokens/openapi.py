@@ -12,8 +12,8 @@ with the helpers below::
         errors=(400, 401, 413, 415, 429, 503),
     )}}
 
-:func:`build` collects the ``OPENAPI`` of :mod:`flask_apitokens.views.api` and of
-every module in its ``METHODS``, plus :data:`OTHER_MODULES` (whose
+:func:`build` collects the ``OPENAPI`` (and tag descriptions, ``OPENAPI_TAGS``) of
+:mod:`flask_apitokens.views.api` and of every module in its ``METHODS``, plus :data:`OTHER_MODULES` (whose
 ``OPENAPI_PREFIX``, ``""`` for absolute paths, replaces the API prefix), and keeps
 only the operations the application really serves (a route switched off is
 not in the document).
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from flask import Flask
 
 #: Modules outside ``METHODS`` that describe routes (dotted names), e.g. the OAuth2 server's views.
-OTHER_MODULES: tuple[str, ...] = ()
+OTHER_MODULES: tuple[str, ...] = ("flask_apitokens.oauth2.views",)
 
 TEXT: dict[str, Any] = {"type": "string"}
 ISO_TIME: dict[str, Any] = {"type": ["string", "null"], "description": "ISO 8601 UTC, e.g. 2027-02-20T12:00:00.000Z"}
@@ -91,6 +91,8 @@ SECURITY_SCHEMES: dict[str, Any] = {
     "basic": {"type": "http", "scheme": "basic", "description": "HTTP Basic: a username (or email) and password."},
     "session": {"type": "apiKey", "in": "cookie", "name": "session",
                 "description": "The host application's Flask-Login session cookie."},
+    "oauth2Client": {"type": "http", "scheme": "basic",
+                     "description": "An OAuth2 client: HTTP Basic with client_id and client_secret."},
 }
 #: ``security`` of a route that accepts a session cookie or any credential.
 SESSION_OR_CREDENTIAL: list[dict[str, list[str]]] = [{"session": []}, {"token": []}, {"key": []}, {"bearer": []}]
@@ -196,13 +198,13 @@ def served_operations(app: Flask) -> set[tuple[str, str]]:
     return served
 
 
-def _sources(prefix: str) -> list[tuple[str, dict[str, Any]]]:
+def _modules() -> list[Any]:
     from .views import api
 
     modules = [sys.modules[__name__], api]
     modules += [importlib.import_module(f"flask_apitokens.methods.{name}") for name in api.METHODS]
     modules += [importlib.import_module(name) for name in OTHER_MODULES]
-    return [(getattr(module, "OPENAPI_PREFIX", prefix), getattr(module, "OPENAPI", {})) for module in modules]
+    return modules
 
 
 def build(app: Flask) -> dict[str, Any]:
@@ -210,13 +212,19 @@ def build(app: Flask) -> dict[str, Any]:
     settings = app.extensions["apitokens"].settings
     served = served_operations(app)
     paths: dict[str, Any] = {}
-    for prefix, contributed in _sources(settings["URL_PREFIX"]):
-        for path, item in contributed.items():
+    tags: list[dict[str, Any]] = []
+    used_tags: set[str] = set()
+    for module in _modules():
+        prefix = getattr(module, "OPENAPI_PREFIX", settings["URL_PREFIX"])
+        # A module may describe its tags (``OPENAPI_TAGS``); only tags in use are kept.
+        tags += getattr(module, "OPENAPI_TAGS", [])
+        for path, item in getattr(module, "OPENAPI", {}).items():
             full = prefix + path
             for method, op in item.items():
                 if (full, method) in served:
                     paths.setdefault(full, {})[method] = op
-    return {
+                    used_tags.update(op.get("tags", ()))
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "flask-apitokens",
@@ -231,6 +239,9 @@ def build(app: Flask) -> dict[str, Any]:
             "securitySchemes": SECURITY_SCHEMES,
         },
     }
+    if described := [tag for tag in tags if tag["name"] in used_tags]:
+        document["tags"] = described
+    return document
 
 
 def serve() -> Response:

@@ -95,7 +95,10 @@ class OAuth2Server(AuthorizationServer):
         raise NotImplementedError
 
     def query_client(self, client_id: Any) -> Any:
-        if not isinstance(client_id, str) or not 0 < len(client_id) <= 64:
+        # Client ids are up to 64 ASCII characters (clients.create_client); anything
+        # else is not looked up: PostgreSQL refuses a NUL in a string outright.
+        if (not isinstance(client_id, str) or not 0 < len(client_id) <= 64
+                or not client_id.isascii() or not client_id.isprintable()):
             return None
         return self.state.db.session.get(self.oauth2_models.Client, client_id)
 

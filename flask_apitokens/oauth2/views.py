@@ -23,6 +23,7 @@ from .. import crypto, errors
 from ..credentials import get_current_token
 from ..ratelimit import rate_limited
 from ..views.common import json_blueprint
+from .openapi import OPENAPI, OPENAPI_PREFIX, OPENAPI_TAGS  # noqa: F401  (collected by flask_apitokens.openapi)
 from .server import OAuth2Server
 
 #: Seconds a consent page stays valid.
@@ -31,15 +32,20 @@ CONSENT_MAX_AGE = 600
 CONSENT_FIELD, DECISION_FIELD = "apitokens_consent", "apitokens_decision"
 
 
-ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+# OPTIONS is routed too (Flask's automatic answer would advertise every routed method).
+ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def wrong_method(*allowed: str) -> Response | None:
-    """A JSON 405 when the request's method is not one of ``allowed``. Answered
-    here rather than raised: an application-wide 405 handler would win over the
-    blueprint's."""
+    """A JSON 405 when the request's method is not one of ``allowed``, and the
+    answer to OPTIONS. Answered here rather than raised: an application-wide 405
+    handler would win over the blueprint's."""
     if request.method in allowed:
         return None
+    if request.method == "OPTIONS":
+        answer = current_app.response_class(status=200)
+        answer.headers["Allow"] = ", ".join([*allowed, "OPTIONS"])
+        return answer
     response = jsonify(error="method_not_allowed", message=MethodNotAllowed.description)
     response.status_code = 405
     response.headers["Allow"] = ", ".join(allowed)
