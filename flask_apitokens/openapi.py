@@ -118,6 +118,13 @@ def credential_body(properties: dict[str, Any], *, required: list[str], form: bo
     return {"required": bool(required), "content": content}
 
 
+def password_login_body(login: str, *, form: bool = True) -> dict[str, Any]:
+    """The body of a route that takes an account name (``login``) and a password,
+    plus the optional issuing fields."""
+    return credential_body({login: text(320, min_length=1), "password": text(1024, min_length=1),
+                            **ISSUE_FIELDS}, required=[login, "password"], form=form)
+
+
 #: The optional fields every issuing route takes.
 ISSUE_FIELDS: dict[str, Any] = {
     # null or "" means "not given", as in a form.

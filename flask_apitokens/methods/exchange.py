@@ -40,9 +40,7 @@ def register(blueprint: Blueprint, state: State) -> None:
 OPENAPI = {"/api_tokens": {"post": oa.operation(
     "A token for an email and password (not recommended)", tag="issue", security=oa.NO_CREDENTIAL,
     description="JSON only. Accounts without a local password get the same 401 as a wrong password.",
-    body=oa.credential_body({"email": oa.text(320, min_length=1),
-                             "password": oa.text(1024, min_length=1), **oa.ISSUE_FIELDS},
-                            required=["email", "password"], form=False),
+    body=oa.password_login_body("email", form=False),
     responses={200: oa.json_response("The new token, shown once", {
         "allOf": [oa.ref("IssuedToken"), {"type": "object", "required": ["person_id"],
                                           "properties": {"person_id": oa.PERSON_ID}}]})},

@@ -46,9 +46,7 @@ def register(blueprint: Blueprint, state: State) -> None:
 OPENAPI = {"/authenticate/userpass": {"post": oa.operation(
     "A token for a username and password", tag="issue", security=oa.NO_CREDENTIAL,
     description="Form fields or JSON. A wrong user and a wrong password get the same 401.",
-    body=oa.credential_body({"username": oa.text(320, min_length=1),
-                             "password": oa.text(1024, min_length=1), **oa.ISSUE_FIELDS},
-                            required=["username", "password"]),
+    body=oa.password_login_body("username"),
     responses={200: oa.json_response("The new token, shown once", oa.ref("IssuedToken"))},
     errors=(400, 401, 413, 415, 429, 503),
 )}}
