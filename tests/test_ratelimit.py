@@ -175,3 +175,26 @@ def test_an_unreachable_limiter_store_fails_closed_with_503(make_app: Callable[.
         assert token_rows(app) == []  # the route was not run unlimited
         # Routes without a credential do not depend on the limiter's store.
         assert app.test_client().get("/api/openapi.json").status_code == 200
+
+
+def test_the_hosts_default_limits_are_not_counted_again(make_app: Callable[..., Flask]) -> None:
+    # The host's RATELIMIT_DEFAULT is for the host's own Limiter; this extension's
+    # Limiter must not apply it to every route a second time (nor run on them at all).
+    app = make_app(RATELIMIT_DEFAULT="2/minute", APITOKENS_RATE_LIMIT="3/minute",
+                   APITOKENS_ACCOUNT_RATE_LIMIT="100/minute")
+
+    @app.get("/host-open")
+    def host_open() -> str:
+        return "hello"
+
+    with app.app_context():
+        client = app.test_client()
+        opened = [client.get("/host-open") for _ in range(5)]
+        assert [response.status_code for response in opened] == [200] * 5
+        assert not any(name.startswith("X-RateLimit") for name, _ in opened[-1].headers)
+        # The credential routes keep their own limit, headers included.
+        first = attempt(client, "user0")
+        assert first.status_code == 401
+        assert "X-RateLimit-Remaining" in first.headers
+        assert [attempt(client, f"user{i}").status_code for i in (1, 2)] == [401, 401]
+        assert_rate_limited(attempt(client, "user3"))
