@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, current_app
@@ -113,33 +114,22 @@ class APITokens:
                 csrf.exempt(blueprint)
             return True
 
-        if exempt():
-            return
-        done: list[bool] = []
-
-        def exempt_once() -> None:
-            if not done and exempt():
-                done.append(True)
-
-        # Runs before CSRFProtect's own check, which was registered after this one.
-        app.before_request(exempt_once)
+        if not exempt():
+            # Runs before CSRFProtect's own check, which was registered after this one.
+            _on_first_request(app, exempt)
 
     @staticmethod
     def _hook_login_manager(app: Flask) -> None:
         """Install the request loader now, or on the first request if Flask-Login
         is set up after this extension."""
-        if hasattr(app, "login_manager"):
-            install_request_loader(app.login_manager)
-            return
-
-        installed: list[bool] = []
-
-        def hook_once() -> None:
-            if not installed and hasattr(app, "login_manager"):
+        def install() -> None:
+            if hasattr(app, "login_manager"):
                 install_request_loader(app.login_manager)
-                installed.append(True)
 
-        app.before_request(hook_once)
+        if hasattr(app, "login_manager"):
+            install()
+        else:
+            _on_first_request(app, install)
 
     @staticmethod
     def state(app: Flask | None = None) -> State:
@@ -150,3 +140,19 @@ class APITokens:
     def service(self) -> TokenService:
         """The current application's :class:`~flask_apitokens.service.TokenService`."""
         return self.state().service
+
+
+def _on_first_request(app: Flask, setup: Callable[[], Any]) -> None:
+    """Run ``setup`` before the first request, then never again. Extensions
+    set up later than this one are there by then, and none can be set up
+    after it (Flask refuses new hooks once a request was handled), so the hook
+    takes itself off instead of costing every request a call."""
+
+    def once() -> None:
+        hooks = app.before_request_funcs[None]
+        if once in hooks:
+            # A new list: Flask is iterating over the current one.
+            app.before_request_funcs[None] = [hook for hook in hooks if hook is not once]
+            setup()
+
+    app.before_request(once)

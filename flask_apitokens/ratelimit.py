@@ -30,7 +30,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from flask import Flask, Response, request
+from flask import Flask, Response, after_this_request, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import HTTPException
@@ -92,7 +92,6 @@ def account_name(source: str | None) -> str | None:
 
 
 _REACHED = "apitokens.ratelimit_passed"
-_LIMITED = "apitokens.ratelimit_checked"
 
 
 def _reached(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -104,13 +103,14 @@ def _reached(view: Callable[..., Any]) -> Callable[..., Any]:
     return passed
 
 
-def _fail_closed(limited: Callable[..., Any]) -> Callable[..., Any]:
+def _fail_closed(limited: Callable[..., Any], add_headers: Callable[[Response], Response]) -> Callable[..., Any]:
     """A limiter whose storage fails (Redis down) must not let guesses through
-    unlimited, nor answer 500: the route answers 503 until the storage is back."""
+    unlimited, nor answer 500: the route answers 503 until the storage is back.
+    The response, 429 included, gets the rate-limit headers (see :func:`_confine`)."""
 
     @functools.wraps(limited)
     def checked(*args: Any, **kwargs: Any) -> Any:
-        request.environ[_LIMITED] = True  # lets the Limiter's after-request hooks run (_confine)
+        after_this_request(add_headers)
         try:
             return limited(*args, **kwargs)
         except (HTTPException, errors.APITokensError):
@@ -143,6 +143,7 @@ def init_app(app: Flask, state: State) -> Limiter:
         headers_enabled=True,
         on_breach=_breach_response,
     )
+    add_headers = _confine(app, limiter)
     per_address = limiter.shared_limit(settings["RATE_LIMIT"], scope="apitokens-address")
     for endpoint, view in list(app.view_functions.items()):
         mark = getattr(view, _MARK, None)
@@ -158,7 +159,7 @@ def init_app(app: Flask, state: State) -> Limiter:
             exempt_when=lambda source=source: account_name(source) is None,
         )
         # Wrapped per application: the module-level view stays as it was.
-        app.view_functions[endpoint] = _fail_closed(per_address(per_account(_reached(view))))
+        app.view_functions[endpoint] = _fail_closed(per_address(per_account(_reached(view))), add_headers)
 
     previous = app.error_handler_spec[None].get(429, {}).get(RateLimitExceeded)
 
@@ -168,12 +169,12 @@ def init_app(app: Flask, state: State) -> Limiter:
         return previous(error) if previous is not None else error
 
     app.register_error_handler(RateLimitExceeded, too_many)
-    _confine(app, limiter)
     return limiter
 
 
-def _confine(app: Flask, limiter: Limiter) -> None:
-    """Keep this Limiter's app-wide hooks off the host's own requests.
+def _confine(app: Flask, limiter: Limiter) -> Callable[[Response], Response]:
+    """Take this Limiter's app-wide hooks off the host's requests; return the
+    one that adds the rate-limit headers, for the marked views to run.
 
     ``Limiter.init_app`` hooks every request of the application: before it, to
     check default and application limits; after it, to add headers and reset
@@ -182,22 +183,24 @@ def _confine(app: Flask, limiter: Limiter) -> None:
     cost time: about 35 µs, most of what the extension added to an
     unprotected route (``bench/``). Worse, the before-request check would read
     the host's ``RATELIMIT_DEFAULT`` / ``RATELIMIT_APPLICATION`` and count
-    every host request a second time. So the check is removed, and the other
-    two run only on requests a marked view took."""
+    every host request a second time. The reset is not needed either: the
+    context lives on the request context, which ends with the request."""
+    ours: list[Callable[..., Any]] = []
 
-    def only_when_limited(hook: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(hook)
-        def confined(value: Any = None) -> Any:
-            if request.environ.get(_LIMITED):
-                return hook(value)
-            return value
+    def keep(hook: Callable[..., Any]) -> bool:
+        if hook == limiter._check_request_limit or getattr(hook, "__self__", None) is limiter:
+            return False
+        if getattr(hook, "args", None) == (limiter,):
+            ours.append(hook)
+            return False
+        return True
 
-        return confined
+    for hooks in (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs):
+        hooks[None] = [hook for hook in hooks.get(None, []) if keep(hook)]
+    if len(ours) > 1:
+        raise RuntimeError("flask-apitokens: this Flask-Limiter version hooks requests in an unexpected way")
+    return ours[0] if ours else _unchanged  # none with RATELIMIT_ENABLED = False
 
-    before = app.before_request_funcs.setdefault(None, [])
-    before[:] = [hook for hook in before if hook != limiter._check_request_limit]
-    after = app.after_request_funcs.setdefault(None, [])
-    after[:] = [only_when_limited(hook) if getattr(hook, "args", None) == (limiter,) else hook for hook in after]
-    teardown = app.teardown_request_funcs.setdefault(None, [])
-    teardown[:] = [only_when_limited(hook) if getattr(hook, "__self__", None) is limiter else hook
-                   for hook in teardown]
+
+def _unchanged(response: Response) -> Response:
+    return response

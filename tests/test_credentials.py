@@ -202,6 +202,10 @@ def test_flask_login_set_up_after_the_extension_still_gets_the_loader(tmp_path: 
         hostapp.db.create_all()
         token = app.extensions["apitokens"].service.issue(hostapp.make_user("late"), via="cli").token
         assert app.test_client().get("/who", headers=auth(token)).json == {"user": "late"}
+        # The set-up hooks ran once and are gone: host requests do not pay for them.
+        assert not [hook for hook in app.before_request_funcs.get(None, [])
+                    if hook.__module__.startswith("flask_apitokens")]
+        assert app.test_client().get("/who", headers=auth(token)).json == {"user": "late"}
         hostapp.db.session.remove()
         hostapp.db.drop_all()
         hostapp.db.engine.dispose()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 
 import pytest
@@ -63,6 +65,15 @@ def test_digest_is_keyed_and_verify_is_exact() -> None:
     assert not hasher.verify(parts.public_id, wrong, stored)
     assert not hasher.verify(parts.public_id, parts.secret, None)
     assert crypto.Hasher(b"q" * 32).digest(parts.public_id, parts.secret) != stored
+
+
+@given(pepper=st.binary(min_size=1, max_size=200), public_id=st.text(alphabet=crypto.ALPHABET, max_size=20),
+       secret=st.text(alphabet=crypto.ALPHABET, max_size=60))
+def test_digest_is_hmac_sha256_of_id_and_secret(pepper: bytes, public_id: str, secret: str) -> None:
+    # The stored digest is plain HMAC-SHA256, whatever the pepper's length
+    # (keys longer than SHA-256's block are hashed first, as RFC 2104 says).
+    expected = hmac.new(pepper, f"{public_id}:{secret}".encode("ascii"), hashlib.sha256).digest()
+    assert crypto.Hasher(pepper).digest(public_id, secret) == expected
 
 
 def test_fallback_pepper_still_verifies_old_digests() -> None:
