@@ -324,6 +324,33 @@ def host_calls(url: str, label: str, *, user_token: bool) -> list[Call]:
     return calls
 
 
+def plain_host_calls(url: str) -> list[Call]:
+    """The host app without flask-apitokens (Flask-SQLAlchemy and Flask-Login
+    only): what the extension adds to a route it does not protect is
+    host-open's cost over this one."""
+    app = Flask("host_plain")
+    app.config.update(SQLALCHEMY_DATABASE_URI=url, SECRET_KEY="bench secret key, long enough")
+    host_db.init_app(app)
+    login_manager = LoginManager()
+    login_manager.init_app(app)
+    login_manager.user_loader(lambda user_id: host_db.session.get(HostUser, int(user_id)))
+    app.get("/open")(ok)
+    return [Call("host-plain sqlite", app, "/open", group="sqlite")]
+
+
+def wal_calls(url: str) -> list[Call]:
+    """The host app on an SQLite file in WAL mode (the host's choice, made on
+    the file): host-open and an accepted token."""
+    app = host_app(url, "host_wal")
+    user = host_reset(app)
+    with app.app_context():
+        with host_db.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode=WAL").scalar() == "wal"
+        token = app.extensions["apitokens"].service.issue(user, via="cli")
+    return [Call("host-open sqlite-wal", app, "/open", group="sqlite"),
+            Call("ext token sqlite-wal", app, "/r", {"Authorization": f"token {token.token}"}, group="sqlite")]
+
+
 def table_size_calls(directory: str, sizes: tuple[int, ...]) -> list[Call]:
     """The extension with a token among ``size`` tokens, one SQLite file each."""
     calls = []

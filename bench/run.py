@@ -126,6 +126,8 @@ def build(args: argparse.Namespace, workdir: str) -> list[apps.Call]:
     calls += apps.handwritten_app(f"sqlite:///{workdir}/handwritten.sqlite3", "sqlite")
     calls += apps.flask_security_app(f"sqlite:///{workdir}/flask_security.sqlite3", "sqlite")
     calls += apps.host_calls(f"sqlite:///{workdir}/host.sqlite3", "sqlite", user_token=user_token)
+    calls += apps.plain_host_calls(f"sqlite:///{workdir}/host_plain.sqlite3")
+    calls += apps.wal_calls(f"sqlite:///{workdir}/host_wal.sqlite3")
     if args.postgres:
         calls += apps.handwritten_app(args.postgres, "postgres")
         calls += apps.host_calls(args.postgres, "postgres", user_token=user_token)
@@ -200,6 +202,14 @@ def targets(runners: list[Runner]) -> None:
         added = ratio(lambda v: (v("ext token sqlite") - v("host-open sqlite")) / v("bare"))
         show(added[0] <= 0.5, f"SQLite: the extension adds {added[0]:.2f}x [{added[1]:.2f}x] of the bare route "
                               "to host-open (target <= 0.50x)")
+    if {"host-open sqlite", "host-plain sqlite"} <= have:
+        unprotected = ratio(lambda v: (v("host-open sqlite") - v("host-plain sqlite")) / v("bare"))
+        print(f"  (info) SQLite: the extension adds {unprotected[0]:.2f}x [{unprotected[1]:.2f}x] of the bare route "
+              "to a host route it does not protect")
+    if {"ext token sqlite-wal", "host-open sqlite-wal"} <= have:
+        wal = ratio(lambda v: (v("ext token sqlite-wal") - v("host-open sqlite-wal")) / v("bare"))
+        print(f"  (info) SQLite in WAL mode: the extension adds {wal[0]:.2f}x [{wal[1]:.2f}x] of the bare route "
+              "to host-open")
     if {"ext token sqlite", "jwt-extended"} <= have:
         rel = ratio(lambda v: v("ext token sqlite") / v("jwt-extended"))
         show(rel[0] < 1, f"SQLite: ext token costs {rel[0]:.2f} [{rel[1]:.2f}] of jwt-extended (target < 1)")
