@@ -198,3 +198,24 @@ def test_the_hosts_default_limits_are_not_counted_again(make_app: Callable[..., 
         assert "X-RateLimit-Remaining" in first.headers
         assert [attempt(client, f"user{i}").status_code for i in (1, 2)] == [401, 401]
         assert_rate_limited(attempt(client, "user3"))
+
+
+def test_host_requests_run_no_hook_of_the_extension(make_app: Callable[..., Flask]) -> None:
+    # Once the first request has run, nothing of the extension (nor of its
+    # Limiter) is left in the application-wide request hooks: a route the
+    # extension does not protect costs what it would without it (bench/).
+    app = make_app()
+    with app.app_context():
+        assert app.test_client().get("/api/openapi.json").status_code == 200
+
+    def foreign(hooks: dict[Any, list[Any]]) -> list[Any]:
+        found = []
+        for hook in hooks.get(None, []):
+            module = getattr(hook, "__module__", None) or getattr(getattr(hook, "func", None), "__module__", "")
+            if module.startswith(("flask_apitokens", "flask_limiter")):
+                found.append(hook)
+        return found
+
+    assert foreign(app.before_request_funcs) == []
+    assert foreign(app.after_request_funcs) == []
+    assert foreign(app.teardown_request_funcs) == []
