@@ -1,6 +1,6 @@
 """Requests per second across processes: the demo under gunicorn, driven by wrk.
 
-    .venv-bench/bin/python bench/throughput.py [--postgres URL] [--workers 4] [--seconds 8] [--rounds 3]
+    .venv-bench/bin/python bench/throughput.py [--postgres URL] [--workers 4] [--seconds 8] [--rounds 5]
 
 The demo (``example_app``) runs under gunicorn with sync workers on PostgreSQL,
 with two routes added for the measurement on the same app: ``/bench/open``
@@ -139,7 +139,7 @@ def main() -> None:
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -186,9 +186,14 @@ def main() -> None:
                 each = ", ".join(f"{r['rate']:.0f}" for r in runs)
                 print(f"{name:44} {rates[name]:12.0f}  {each:30} "
                       f"{runs[0]['p50']:>10}  {sum(r['non2xx'] for r in runs)}")
-            protected = rates["/bench/protected (token_required)"] / rates["/bench/open (unprotected)"]
-            print(f"\ntoken-protected / unprotected, same app, same run: {protected:.0%} (target >= 60%)"
-                  f" -> {'MET' if protected >= 0.6 else 'MISSED'}")
+            # The median of per-round ratios: the two routes of one round ran
+            # seconds apart, so a slow spell of the shared machine cancels out.
+            protected = statistics.median(
+                p["rate"] / o["rate"] for p, o in zip(results["/bench/protected (token_required)"],
+                                                       results["/bench/open (unprotected)"]))
+            of_medians = rates["/bench/protected (token_required)"] / rates["/bench/open (unprotected)"]
+            print(f"\ntoken-protected / unprotected, same app, same round: {protected:.0%} [of the medians: "
+                  f"{of_medians:.0%}] (target >= 60%) -> {'MET' if protected >= 0.6 else 'MISSED'}")
             print(f"/api/data (also loads the user with the ORM) / unprotected: "
                   f"{rates['/api/data (token_required + current_user)'] / rates['/bench/open (unprotected)']:.0%}")
             issued = wrk(base + "/api/authenticate/userpass", args.seconds, 4, {}, str(Path(workdir) / "post.lua"))

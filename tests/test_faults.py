@@ -211,3 +211,34 @@ def test_sqlite_locked_gives_503_then_recovers(tmp_path: Any) -> None:
         assert len(client.get("/api/tokens", headers=auth(manager.token)).json["tokens"]) == 2
         hostapp.db.session.remove()
         hostapp.db.engine.dispose()
+
+
+def test_sqlite_checks_leave_no_read_transaction_open(tmp_path: Any) -> None:
+    # The check's connections are kept (and their cursors reused) between
+    # requests: an SQLite read left open would hold a shared lock that keeps
+    # every writer of the file waiting.
+    path = tmp_path / "reads.sqlite3"
+    app = hostapp.create_app(f"sqlite:///{path}", RATELIMIT_ENABLED=False)
+    app.test_client_class = FreshUserClient
+    with app.app_context():
+        hostapp.db.create_all()
+        token = app.extensions["apitokens"].service.issue(hostapp.make_user("alice"), via="cli").token
+        hostapp.db.session.remove()
+        client = app.test_client()
+        unknown = app.extensions["apitokens"].service.issue(hostapp.make_user("bob"), via="cli").token
+        hostapp.db.session.remove()
+        public_id = unknown.split(":")[0][-12:]
+        with hostapp.db.engine.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM apitokens_token WHERE id = ?", (public_id,))
+        assert client.get("/plain", headers=auth(token)).status_code == 200
+        assert client.get("/plain", headers=auth(token)).status_code == 200
+        assert client.get("/plain", headers=auth(unknown)).status_code == 401
+
+        writer = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            writer.execute("BEGIN EXCLUSIVE")  # "database is locked" if a read were still open
+            writer.execute("UPDATE users SET active = active")
+            writer.execute("COMMIT")
+        finally:
+            writer.close()
+        hostapp.db.engine.dispose()
