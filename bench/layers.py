@@ -2,14 +2,20 @@
 
     .venv-bench/bin/python bench/layers.py [--rounds N]
 
-One host app, four routes called in turn through WSGI, thread CPU time per
-request: unprotected; a view that runs only the token lookup statement; a view
-that calls ``TokenService.authenticate``; the route under ``token_required``.
+One host app, five routes called in turn through WSGI, thread CPU time per
+request: unprotected; a floor for any database check (the header read, one
+``SELECT`` of the digest on a kept sqlite3 connection, a SHA-256 compared in
+constant time: nothing else); a view that runs only the extension's lookup
+statement; a view that calls ``TokenService.authenticate``; the route under
+``token_required``.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -17,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flask import jsonify
+from flask import jsonify, request
 from werkzeug.test import EnvironBuilder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -37,6 +43,19 @@ def main() -> None:
             token = service.issue(user, via="cli").token
         public_id = token.split(":")[0][-12:]
 
+        floor_connection = sqlite3.connect(f"{workdir}/host.sqlite3", isolation_level=None,
+                                           check_same_thread=False)
+        secret_digest = hashlib.sha256(token.encode()).digest()
+
+        @app.get("/floor")
+        def floor() -> Any:
+            presented = request.environ.get("HTTP_AUTHORIZATION", "").partition(" ")[2]
+            row = floor_connection.execute("SELECT digest FROM apitokens_token WHERE id = ?",
+                                           (presented.split(":")[0][-12:],)).fetchone()
+            if row is None or not hmac.compare_digest(hashlib.sha256(presented.encode()).digest(), secret_digest):
+                return jsonify(ok=False), 401
+            return jsonify(ok=True)
+
         @app.get("/lookup-only")
         def lookup_only() -> Any:
             service._statements()[0].first({"tid": public_id})
@@ -53,6 +72,7 @@ def main() -> None:
 
         routes = {
             "unprotected (host-open)": environ("/open"),
+            "floor: SELECT + SHA-256": environ("/floor", {"Authorization": f"token {token}"}),
             "+ the lookup statement only": environ("/lookup-only"),
             "+ TokenService.authenticate": environ("/authenticate-only"),
             "token_required (all of it)": environ("/r", {"Authorization": f"token {token}"}),
@@ -73,6 +93,7 @@ def main() -> None:
                 samples[name].append(run(env))
         base = statistics.median(samples["unprotected (host-open)"])
         print(f"{'route':30} {'cpu µs median':>14} {'min':>8} {'over host-open':>15}")
+        floor_connection.close()
         for name, values in samples.items():
             median = statistics.median(values)
             print(f"{name:30} {median:14.1f} {min(values):8.1f} {median - base:+15.1f}")
