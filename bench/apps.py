@@ -12,11 +12,12 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from flask_login import LoginManager, UserMixin, current_user
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -287,6 +288,9 @@ def host_calls(url: str, label: str, *, user_token: bool) -> list[Call]:
         service = app.extensions["apitokens"].service
         token = service.issue(user, via="cli", name="bench")
         key = service.issue(user, via="cli", kind="key", name="bench key")
+    if url.startswith("sqlite:///"):
+        add_floor_route(app, url.removeprefix("sqlite:///"), token.token)
+        calls.append(Call(f"floor {label}", app, "/floor", {"Authorization": f"token {token.token}"}, group=label))
     parts = crypto.parse(token.token, service.prefixes["token"])
     assert parts is not None
     wrong_secret = crypto.format_token(parts.prefix, parts.public_id, crypto.random_string(crypto.SECRET_LENGTH))
@@ -322,6 +326,26 @@ def host_calls(url: str, label: str, *, user_token: bool) -> list[Call]:
     calls.append(Call(f"ext token {label} last-used=0", every, "/r", {"Authorization": f"token {token.token}"},
                       group=label))
     return calls
+
+
+def add_floor_route(app: Flask, database_path: str, token: str) -> sqlite3.Connection:
+    """``/floor`` on ``app``: a floor for any database-backed check on SQLite,
+    with nothing but the work every such check must do (read the header, one
+    ``SELECT`` of the row's digest on a kept autocommit connection, a SHA-256
+    compared in constant time). Returns the connection, to close."""
+    connection = sqlite3.connect(database_path, isolation_level=None, check_same_thread=False)
+    expected = hashlib.sha256(token.encode()).digest()
+
+    @app.get("/floor")
+    def floor() -> Any:
+        presented = request.environ.get("HTTP_AUTHORIZATION", "").partition(" ")[2]
+        row = connection.execute("SELECT digest FROM apitokens_token WHERE id = ?",
+                                 (presented.split(":")[0][-12:],)).fetchone()
+        if row is None or not hmac.compare_digest(hashlib.sha256(presented.encode()).digest(), expected):
+            return jsonify(ok=False), 401
+        return jsonify(ok=True)
+
+    return connection
 
 
 def plain_host_calls(url: str) -> list[Call]:

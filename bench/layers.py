@@ -13,9 +13,6 @@ statement; a view that calls ``TokenService.authenticate``; the route under
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -23,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flask import jsonify, request
+from flask import jsonify
 from werkzeug.test import EnvironBuilder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -43,18 +40,7 @@ def main() -> None:
             token = service.issue(user, via="cli").token
         public_id = token.split(":")[0][-12:]
 
-        floor_connection = sqlite3.connect(f"{workdir}/host.sqlite3", isolation_level=None,
-                                           check_same_thread=False)
-        secret_digest = hashlib.sha256(token.encode()).digest()
-
-        @app.get("/floor")
-        def floor() -> Any:
-            presented = request.environ.get("HTTP_AUTHORIZATION", "").partition(" ")[2]
-            row = floor_connection.execute("SELECT digest FROM apitokens_token WHERE id = ?",
-                                           (presented.split(":")[0][-12:],)).fetchone()
-            if row is None or not hmac.compare_digest(hashlib.sha256(presented.encode()).digest(), secret_digest):
-                return jsonify(ok=False), 401
-            return jsonify(ok=True)
+        floor_connection = apps.add_floor_route(app, f"{workdir}/host.sqlite3", token)
 
         @app.get("/lookup-only")
         def lookup_only() -> Any:

@@ -202,6 +202,10 @@ def targets(runners: list[Runner]) -> None:
         added = ratio(lambda v: (v("ext token sqlite") - v("host-open sqlite")) / v("bare"))
         show(added[0] <= 0.5, f"SQLite: the extension adds {added[0]:.2f}x [{added[1]:.2f}x] of the bare route "
                               "to host-open (target <= 0.50x)")
+    if {"floor sqlite", "host-open sqlite"} <= have:
+        floor = ratio(lambda v: (v("floor sqlite") - v("host-open sqlite")) / v("bare"))
+        print(f"  (info) SQLite: a floor for any database check (one SELECT, a SHA-256) adds {floor[0]:.2f}x "
+              f"[{floor[1]:.2f}x] of the bare route to host-open")
     if {"host-open sqlite", "host-plain sqlite"} <= have:
         unprotected = ratio(lambda v: (v("host-open sqlite") - v("host-plain sqlite")) / v("bare"))
         print(f"  (info) SQLite: the extension adds {unprotected[0]:.2f}x [{unprotected[1]:.2f}x] of the bare route "
