@@ -158,6 +158,50 @@ def jwt_extended_app() -> list[Call]:
     ]
 
 
+def jwt_blocklist_app(url: str, label: str) -> list[Call]:
+    """Flask-JWT-Extended with the revocation check its documentation shows
+    (``token_in_blocklist_loader`` looking the ``jti`` up in a blocklist table
+    with Flask-SQLAlchemy): what a JWT that can be revoked at once costs there."""
+    from flask_jwt_extended import JWTManager, create_access_token, decode_token, jwt_required
+
+    class Base(DeclarativeBase):
+        pass
+
+    db = SQLAlchemy(model_class=Base)
+
+    class TokenBlocklist(db.Model):  # type: ignore[name-defined,misc]
+        __tablename__ = "jwt_blocklist"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        jti: Mapped[str] = mapped_column(sa.String(36), index=True)
+        created_at: Mapped[dt.datetime]
+
+    app = Flask(f"jwt_blocklist_{label}")
+    app.config.update(SQLALCHEMY_DATABASE_URI=url, JWT_SECRET_KEY=secrets.token_hex(32),
+                      JWT_ACCESS_TOKEN_EXPIRES=dt.timedelta(hours=1))
+    db.init_app(app)
+    jwt = JWTManager(app)
+    jwt.invalid_token_loader(lambda reason: (jsonify(error=reason), 401))
+    jwt.revoked_token_loader(lambda header, payload: (jsonify(error="revoked"), 401))
+
+    @jwt.token_in_blocklist_loader
+    def revoked(header: dict[str, Any], payload: dict[str, Any]) -> bool:
+        return db.session.execute(sa.select(TokenBlocklist.id).filter_by(jti=payload["jti"])).first() is not None
+
+    app.get("/r")(jwt_required()(ok))
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+        good = create_access_token(identity="alice")
+        gone = create_access_token(identity="alice")
+        db.session.add(TokenBlocklist(jti=decode_token(gone)["jti"], created_at=utcnow()))
+        db.session.commit()
+    return [
+        Call(f"jwt-extended +blocklist {label}", app, "/r", {"Authorization": f"Bearer {good}"}, group=label),
+        Call(f"jwt-extended +blocklist {label} revoked", app, "/r", {"Authorization": f"Bearer {gone}"}, 401,
+             group=label),
+    ]
+
+
 # -- Flask-Security-Too token authentication --------------------------------------------------
 def flask_security_app(url: str, label: str) -> list[Call]:
     from flask_security import Security, SQLAlchemyUserDatastore, auth_token_required
