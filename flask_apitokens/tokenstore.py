@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
+
 class Held(NamedTuple):
     """One kept connection: the pool's record (detached), the driver's
     connection, a cursor reused by every statement run on it (making a new
