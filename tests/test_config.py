@@ -48,7 +48,8 @@ def test_bad_values_raise_naming_the_key(key: str, value: object) -> None:
 def test_keys_need_a_secret_key_or_their_own() -> None:
     with pytest.raises(RuntimeError, match="APITOKENS_PEPPER"):
         config.load_settings({})
-    assert config.load_settings({"APITOKENS_PEPPER": "x" * 32, "APITOKENS_USER_TOKEN_KEY": "y" * 32}).pepper == b"x" * 32
+    settings = config.load_settings({"APITOKENS_PEPPER": "x" * 32, "APITOKENS_USER_TOKEN_KEY": "y" * 32})
+    assert settings.pepper == b"x" * 32
 
 
 def test_secret_key_fallbacks_become_pepper_fallbacks() -> None:

@@ -105,7 +105,8 @@ def test_userpass_with_json_and_scopes(client: Any, user: Any) -> None:
 
 
 def test_userpass_accepts_the_email_as_username(client: Any, user: Any) -> None:
-    response = client.post("/api/authenticate/userpass", data={"username": "alice@example.com", "password": "pw-correct"})
+    response = client.post("/api/authenticate/userpass",
+                           data={"username": "alice@example.com", "password": "pw-correct"})
     assert response.status_code == 200
 
 

@@ -129,7 +129,8 @@ def test_last_used_write_is_throttled(make_app: Callable[..., Flask]) -> None:
         token = service(app).issue(owner, via="cli").token
         client = app.test_client()
         for _ in range(5):
-            assert client.get("/plain", headers=auth(token), environ_base={"REMOTE_ADDR": "10.1.2.3"}).status_code == 200
+            response = client.get("/plain", headers=auth(token), environ_base={"REMOTE_ADDR": "10.1.2.3"})
+            assert response.status_code == 200
         assert len(used) == 1
         row = token_rows(app)[0]
         assert row.last_used_ip == "10.1.2.3"
@@ -203,7 +204,8 @@ def test_pepper_rotation_keeps_old_tokens_valid(make_app: Callable[..., Flask]) 
     old_app = make_app(APITOKENS_PEPPER="the first pepper value")
     with old_app.app_context():
         token = service(old_app).issue(hostapp.make_user("carol"), via="cli").token
-    rotated = make_app(APITOKENS_PEPPER="the second pepper value", APITOKENS_PEPPER_FALLBACKS=["the first pepper value"])
+    rotated = make_app(APITOKENS_PEPPER="the second pepper value",
+                       APITOKENS_PEPPER_FALLBACKS=["the first pepper value"])
     assert rotated.test_client().get("/plain", headers=auth(token)).status_code == 200
     dropped = make_app(APITOKENS_PEPPER="the second pepper value")
     assert dropped.test_client().get("/plain", headers=auth(token)).status_code == 401
