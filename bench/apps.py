@@ -72,15 +72,21 @@ def httpauth_dict_app() -> list[Call]:
 
 
 # -- a careful hand-written check: Flask-HTTPAuth + Flask-SQLAlchemy ORM ------------------
+def own_db() -> Any:
+    """A Flask-SQLAlchemy instance with its own declarative base (its own tables)."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    return SQLAlchemy(model_class=Base)
+
+
 def handwritten_app(url: str, label: str) -> list[Call]:
     """Row by primary key (one SQL statement: the user's active flag joined in),
     hmac.compare_digest on a SHA-256 of the secret, expiry and revocation checked."""
     from flask_httpauth import HTTPTokenAuth
 
-    class Base(DeclarativeBase):
-        pass
-
-    db = SQLAlchemy(model_class=Base)
+    db = own_db()
 
     class HwUser(db.Model):  # type: ignore[name-defined,misc]
         __tablename__ = "hw_users"
@@ -164,10 +170,7 @@ def jwt_blocklist_app(url: str, label: str) -> list[Call]:
     with Flask-SQLAlchemy): what a JWT that can be revoked at once costs there."""
     from flask_jwt_extended import JWTManager, create_access_token, decode_token, jwt_required
 
-    class Base(DeclarativeBase):
-        pass
-
-    db = SQLAlchemy(model_class=Base)
+    db = own_db()
 
     class TokenBlocklist(db.Model):  # type: ignore[name-defined,misc]
         __tablename__ = "jwt_blocklist"
@@ -207,10 +210,7 @@ def flask_security_app(url: str, label: str) -> list[Call]:
     from flask_security import Security, SQLAlchemyUserDatastore, auth_token_required
     from flask_security.models import fsqla_v3 as fsqla
 
-    class Base(DeclarativeBase):
-        pass
-
-    db = SQLAlchemy(model_class=Base)
+    db = own_db()
     fsqla.FsModels.set_db_info(db)
 
     class Role(db.Model, fsqla.FsRoleMixin):  # type: ignore[name-defined,misc]

@@ -110,7 +110,9 @@ def test_the_demo_shows_a_denial(demo: tuple[Any, str]) -> None:
     assert "No authorization in progress" in page.text
 
 
-def test_a_person_clicks_through_the_demo_in_a_real_browser(demo: tuple[Any, str]) -> None:
+@pytest.fixture
+def page() -> Iterator[Any]:
+    """A page of a fresh headless Chromium."""
     import os
 
     from tests.conftest import need
@@ -118,79 +120,62 @@ def test_a_person_clicks_through_the_demo_in_a_real_browser(demo: tuple[Any, str
     if not os.path.exists("/usr/bin/chromium"):
         need("install chromium (apt-get install -y chromium) for the browser test")
     sync_api = pytest.importorskip("playwright.sync_api")
-    _, url = demo
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path="/usr/bin/chromium", headless=True,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                   "--disable-sync", "--no-first-run"])
         try:
-            page = browser.new_page()
-            page.goto(url + "/oauth-demo")
-            page.click("#demo-start")
-            page.fill("#username", "demo")
-            page.fill("#password", "demo-password")
-            page.click("button[type=submit]")
-            assert page.text_content("#client-name") == "OAuth demo app"
-            assert "data:read" in (page.text_content("#scopes") or "")
-            page.click("button.approve")
-            page.wait_for_selector("#demo-token")
-            page.click("#demo-call")
-            assert "Quarterly report" in (page.text_content("#demo-result") or "")
-            page.click("#demo-revoke")
-            page.wait_for_selector("#demo-start")
-            # Deny this time: the app is told.
-            page.click("#demo-start")
-            page.click("button[value=deny]")
-            assert "access_denied" in (page.text_content("#demo-error") or "")
+            yield browser.new_page()
         finally:
             browser.close()
 
 
-def test_a_person_takes_back_an_approved_app_on_the_token_page(demo: tuple[Any, str]) -> None:
-    import os
+def connect_the_demo_app(page: Any, url: str) -> None:
+    """Start the demo app's authorization, log in, approve, and have the app read the data."""
+    page.goto(url + "/oauth-demo")
+    page.click("#demo-start")
+    page.fill("#username", "demo")
+    page.fill("#password", "demo-password")
+    page.click("button[type=submit]")
+    assert page.text_content("#client-name") == "OAuth demo app"
+    assert "data:read" in (page.text_content("#scopes") or "")
+    page.click("button.approve")
+    page.wait_for_selector("#demo-token")
+    page.click("#demo-call")
+    assert "Quarterly report" in (page.text_content("#demo-result") or "")
 
-    from tests.conftest import need
 
-    if not os.path.exists("/usr/bin/chromium"):
-        need("install chromium (apt-get install -y chromium) for the browser test")
-    sync_api = pytest.importorskip("playwright.sync_api")
+def test_a_person_clicks_through_the_demo_in_a_real_browser(demo: tuple[Any, str], page: Any) -> None:
     _, url = demo
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"])
-        try:
-            page = browser.new_page()
-            # The person approves the demo app, which then reads their data.
-            page.goto(url + "/oauth-demo")
-            page.click("#demo-start")
-            page.fill("#username", "demo")
-            page.fill("#password", "demo-password")
-            page.click("button[type=submit]")
-            page.click("button.approve")
-            page.wait_for_selector("#demo-token")
-            page.click("#demo-call")
-            assert "Quarterly report" in (page.text_content("#demo-result") or "")
+    connect_the_demo_app(page, url)
+    page.click("#demo-revoke")
+    page.wait_for_selector("#demo-start")
+    # Deny this time: the app is told.
+    page.click("#demo-start")
+    page.click("button[value=deny]")
+    assert "access_denied" in (page.text_content("#demo-error") or "")
 
-            # On the token page the app is listed, and taken back after a confirmation.
-            page.goto(url + "/tokens")
-            row = page.locator('#app-table tbody tr[data-client-id="demo-client"]')
-            assert "OAuth demo app" in row.inner_text()
-            assert row.locator('td[data-label="Live tokens"]').inner_text().strip() != "0"
-            row.get_by_role("link", name="Revoke OAuth demo app").click()
-            page.get_by_role("heading", name=re.compile("Revoke the access of")).wait_for()
-            page.get_by_role("button", name="Revoke access").click()
-            page.wait_for_url(re.compile(r"/tokens$"))
-            assert "no longer has access" in page.content()
-            assert page.locator("#no-apps").is_visible()
 
-            # The app's access token and its refresh token stopped working at once.
-            page.goto(url + "/oauth-demo")
-            page.click("#demo-call")
-            assert "HTTP 401" in page.content()
-            page.click("#demo-refresh")
-            assert "Refreshing failed" in (page.text_content("#demo-error") or "")
-        finally:
-            browser.close()
+def test_a_person_takes_back_an_approved_app_on_the_token_page(demo: tuple[Any, str], page: Any) -> None:
+    _, url = demo
+    connect_the_demo_app(page, url)
+
+    # On the token page the app is listed, and taken back after a confirmation.
+    page.goto(url + "/tokens")
+    row = page.locator('#app-table tbody tr[data-client-id="demo-client"]')
+    assert "OAuth demo app" in row.inner_text()
+    assert row.locator('td[data-label="Live tokens"]').inner_text().strip() != "0"
+    row.get_by_role("link", name="Revoke OAuth demo app").click()
+    page.get_by_role("heading", name=re.compile("Revoke the access of")).wait_for()
+    page.get_by_role("button", name="Revoke access").click()
+    page.wait_for_url(re.compile(r"/tokens$"))
+    assert "no longer has access" in page.content()
+    assert page.locator("#no-apps").is_visible()
+
+    # The app's access token and its refresh token stopped working at once.
+    page.goto(url + "/oauth-demo")
+    page.click("#demo-call")
+    assert "HTTP 401" in page.content()
+    page.click("#demo-refresh")
+    assert "Refreshing failed" in (page.text_content("#demo-error") or "")
