@@ -13,12 +13,14 @@ import hashlib
 import hmac
 import secrets
 import sqlite3
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, jsonify, request
-from flask_login import LoginManager, UserMixin, current_user
+from flask_login import LoginManager, current_user
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from werkzeug.security import generate_password_hash
@@ -244,41 +246,33 @@ def flask_security_app(url: str, label: str) -> list[Call]:
 
 
 # -- the SPEC.md host application with flask-apitokens -----------------------------------------
-class HostBase(DeclarativeBase):
-    pass
+# The host's models are the demo's (example_app is the SPEC.md host app).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from example_app.models import User as HostUser  # noqa: E402
+from example_app.models import db as host_db  # noqa: E402
 
-
-host_db = SQLAlchemy(model_class=HostBase)
 apitokens = APITokens()
 
 
-class HostUser(UserMixin, host_db.Model):  # type: ignore[name-defined,misc]
-    __tablename__ = "users"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    username: Mapped[str] = mapped_column(sa.String(80), unique=True)
-    email: Mapped[str | None] = mapped_column(sa.String(320), unique=True)
-    password_hash: Mapped[str | None] = mapped_column(sa.String(256))
-    active: Mapped[bool] = mapped_column(default=True)
-    is_admin: Mapped[bool] = mapped_column(default=False)
-    organization: Mapped[str | None] = mapped_column(sa.String(120))
-
-    @property
-    def is_active(self) -> bool:  # type: ignore[override]
-        return self.active
-
-
-def host_app(url: str, name: str, **config: Any) -> Flask:
-    """The SPEC.md host app: Flask-SQLAlchemy, Flask-Login and flask-apitokens,
-    with ``/open`` (unprotected), ``/r`` (token_required) and ``/user`` (token_required,
-    reads ``current_user``)."""
+def host_base(url: str, name: str, **config: Any) -> Flask:
+    """The host app before any extension of ours: Flask-SQLAlchemy and
+    Flask-Login, and ``/open`` (unprotected)."""
     app = Flask(name)
     app.config.update(SQLALCHEMY_DATABASE_URI=url, SECRET_KEY="bench secret key, long enough", **config)
     host_db.init_app(app)
     login_manager = LoginManager()
     login_manager.init_app(app)
     login_manager.user_loader(lambda user_id: host_db.session.get(HostUser, int(user_id)))
-    apitokens.init_app(app, db=host_db, user_model=HostUser)
     app.get("/open")(ok)
+    return app
+
+
+def host_app(url: str, name: str, **config: Any) -> Flask:
+    """The SPEC.md host app: Flask-SQLAlchemy, Flask-Login and flask-apitokens,
+    with ``/open`` (unprotected), ``/r`` (token_required) and ``/user`` (token_required,
+    reads ``current_user``)."""
+    app = host_base(url, name, **config)
+    apitokens.init_app(app, db=host_db, user_model=HostUser)
     app.add_url_rule("/r", "protected", token_required(ok))
 
     @app.get("/user")
@@ -396,14 +390,7 @@ def plain_host_calls(url: str) -> list[Call]:
     """The host app without flask-apitokens (Flask-SQLAlchemy and Flask-Login
     only): what the extension adds to a route it does not protect is
     host-open's cost over this one."""
-    app = Flask("host_plain")
-    app.config.update(SQLALCHEMY_DATABASE_URI=url, SECRET_KEY="bench secret key, long enough")
-    host_db.init_app(app)
-    login_manager = LoginManager()
-    login_manager.init_app(app)
-    login_manager.user_loader(lambda user_id: host_db.session.get(HostUser, int(user_id)))
-    app.get("/open")(ok)
-    return [Call("host-plain sqlite", app, "/open", group="sqlite")]
+    return [Call("host-plain sqlite", host_base(url, "host_plain"), "/open", group="sqlite")]
 
 
 def wal_calls(url: str) -> list[Call]:
