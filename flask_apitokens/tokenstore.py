@@ -231,8 +231,9 @@ class RawStatement:
                 cursor.execute(self.sql, parameters)
                 result = cursor.rowcount if write else cursor.fetchone()
             except self.dialect.loaded_dbapi.Error as exc:
-                connections.discard(held)
+                # Asked before the connection is closed: a closed one always looks lost.
                 lost = self.dialect.is_disconnect(exc, driver, cursor)
+                connections.discard(held)
                 if lost:
                     connections.lost(exc)
                 if lost and attempt == 1 and not write:

@@ -242,3 +242,24 @@ def test_sqlite_checks_leave_no_read_transaction_open(tmp_path: Any) -> None:
         finally:
             writer.close()
         hostapp.db.engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_database_error_that_is_no_disconnect_leaves_the_pool_alone(make_app: Any) -> None:
+    # A lock timeout is an error of the statement, not of the connection: 503,
+    # but the host's pool must not be thrown away as after a lost connection.
+    app = make_app(RATELIMIT_ENABLED=False,
+                   SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"options": "-c lock_timeout=200"}})
+    with app.app_context():
+        token = app.extensions["apitokens"].service.issue(hostapp.make_user("alice"), via="cli").token
+        hostapp.db.session.remove()
+        client = app.test_client()
+        assert client.get("/plain", headers=auth(token)).status_code == 200
+        engine = hostapp.db.engine
+        invalidated = engine.pool._invalidate_time  # when the pool last dropped its connections
+        with engine.connect() as locker:
+            locker.exec_driver_sql("LOCK TABLE apitokens_token IN ACCESS EXCLUSIVE MODE")
+            assert_unavailable(client.get("/plain", headers=auth(token)))
+            locker.rollback()
+        assert engine.pool._invalidate_time == invalidated
+        assert client.get("/plain", headers=auth(token)).status_code == 200
