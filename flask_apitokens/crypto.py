@@ -49,6 +49,15 @@ def new_public_id() -> str:
     return random_string(PUBLIC_ID_LENGTH)
 
 
+_PUBLIC_ID = re.compile(rf"[0-9A-Za-z]{{{PUBLIC_ID_LENGTH}}}")
+
+
+def is_public_id(text: object) -> bool:
+    """Whether ``text`` could be a credential's public id (so it is worth a
+    lookup; PostgreSQL refuses a NUL in a query)."""
+    return isinstance(text, str) and _PUBLIC_ID.fullmatch(text) is not None
+
+
 def _base62(number: int, width: int) -> str:
     digits = []
     for _ in range(width):

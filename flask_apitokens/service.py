@@ -326,7 +326,7 @@ class TokenService:
     # -- managing ------------------------------------------------------------------
     def get(self, token_id: str, *, user_id: Any = None, kinds: Iterable[str] | None = None) -> Any | None:
         """The row ``token_id`` (of ``user_id``, of one of ``kinds``), or None."""
-        row = self.db.session.get(self.models.Token, token_id) if isinstance(token_id, str) else None
+        row = self.db.session.get(self.models.Token, token_id) if crypto.is_public_id(token_id) else None
         if row is None or (user_id is not None and row.user_id != user_id):
             return None
         if kinds is not None and row.kind not in kinds:
@@ -345,16 +345,21 @@ class TokenService:
         rows = self.db.session.execute(query.order_by(T.created_at.desc(), T.id)).scalars()
         return [self.info(row) for row in rows]
 
-    def revoke(self, token_ids: Iterable[str], *, user_id: Any = None, reason: str = "revoked") -> list[str]:
-        """Revoke the given credentials (of ``user_id`` when given), and
-        everything that came from them (rotations, OAuth2 families). Returns the ids revoked."""
+    def revoke(self, token_ids: Iterable[str], *, user_id: Any = None, kinds: Iterable[str] | None = None,
+               reason: str = "revoked") -> list[str]:
+        """Revoke the given credentials (of ``user_id``, of one of ``kinds``, when
+        given), and everything that came from them (rotations, OAuth2 families).
+        Returns the ids revoked."""
         T = self.models.Token
-        ids = list(token_ids)
-        if not ids:
-            return []
+        ids = [token_id for token_id in token_ids if crypto.is_public_id(token_id)]
         where = [T.revoked_at.is_(None)]
         if user_id is not None:
             where.append(T.user_id == user_id)
+        if ids and kinds is not None:
+            ids = list(self.db.session.execute(
+                sa.select(T.id).where(*where, T.id.in_(ids), T.kind.in_(list(kinds)))).scalars())
+        if not ids:
+            return []
         now = utcnow()
         revoked: list[str] = []
         session = self.db.session
@@ -384,10 +389,11 @@ class TokenService:
         """A new token with the same name, scopes and lifetime; the old one keeps
         working for APITOKENS_ROTATION_GRACE seconds."""
         user_id = self.users.user_id(user)
-        row = self.get(token_id, user_id=user_id, kinds=(TOKEN, KEY))
+        # API keys are the administrator's: their holder may neither revoke nor rotate them.
+        row = self.get(token_id, user_id=user_id, kinds=(TOKEN,))
         now = utcnow()
         if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
-            raise errors.NotFound("No such token.")
+            raise errors.NotFound("No such token.", code="token_not_found")
         lifetime = None
         if row.expires_at is not None:
             lifetime = max(1, int((row.expires_at - row.created_at).total_seconds()))

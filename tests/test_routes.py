@@ -347,9 +347,13 @@ def test_host_paths_keep_the_hosts_error_pages(client: Any) -> None:
     assert not response.is_json
 
 
-def test_a_holder_cannot_revoke_an_administrators_key(client: Any, user: Any, issue: Callable[..., str]) -> None:
+@pytest.mark.parametrize("method, path", [("DELETE", "/api/tokens/{}"), ("POST", "/api/tokens/{}/rotate")])
+def test_a_holder_cannot_revoke_or_rotate_an_administrators_key(client: Any, user: Any, issue: Callable[..., str],
+                                                                  method: str, path: str) -> None:
     key = issue(user, kind="key")
     login(client)
-    response = client.delete(f"/api/tokens/{key.split(':')[0][4:]}")
+    response = client.open(path.format(key.split(":")[0][4:]), method=method)
     assert response.status_code == 404
+    assert response.json["error"] == "token_not_found"
     assert client.get("/keys-only", headers=auth(key, "key")).status_code == 200
+    assert all(row.expires_at is None for row in token_rows(client.application) if row.kind == "key")
