@@ -158,8 +158,9 @@ def test_reusing_a_rotated_refresh_token_revokes_the_whole_family(served: Served
     assert caught.value.error == "invalid_grant"
     for token in (first, second, third):
         assert bearer(served, token["access_token"]).status_code == 401
-    with pytest.raises(OAuthError):
+    with pytest.raises(OAuthError) as caught:
         session.refresh_token(served.url + "/oauth/token", refresh_token=third["refresh_token"])
+    assert caught.value.error == "invalid_grant"
     assert all(row.revoked_at is not None for row in token_rows(served.app))
 
 
@@ -173,8 +174,9 @@ def test_replaying_a_code_fails_and_revokes_what_it_issued(served: Served) -> No
         session.fetch_token(served.url + "/oauth/token", authorization_response=location, code_verifier=verifier)
     assert caught.value.error == "invalid_grant"
     assert bearer(served, token["access_token"]).status_code == 401
-    with pytest.raises(OAuthError):
+    with pytest.raises(OAuthError) as caught:
         session.refresh_token(served.url + "/oauth/token", refresh_token=token["refresh_token"])
+    assert caught.value.error == "invalid_grant"
     assert len(token_rows(served.app)) == 2 and all(row.revoked_at for row in token_rows(served.app))
 
 
@@ -637,7 +639,8 @@ def test_a_deactivated_user_stops_the_apps_tokens(served: Served) -> None:
     alice.active = False
     hostapp.db.session.commit()
     assert bearer(served, token["access_token"]).status_code == 401
-    with pytest.raises(OAuthError):
+    with pytest.raises(OAuthError) as caught:
         session.refresh_token(served.url + "/oauth/token", refresh_token=token["refresh_token"])
+    assert caught.value.error == "invalid_grant"
     assert session.introspect_token(served.url + "/oauth/introspect", token=token["access_token"]).json() == {
         "active": False}

@@ -257,8 +257,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             # A rotated (or revoked) refresh token came back: someone holds a copy.
             server.revoke_family(token.family_id, reason="refresh_reuse")
             return None
-        if token.is_expired():
-            return None
+        if token.is_expired() or self.authenticate_user(token) is None:
+            return None  # invalid_grant (a missing user would be Authlib's invalid_request)
         return token
 
     def authenticate_user(self, refresh_token: StoredToken) -> Any:
