@@ -17,7 +17,7 @@ from flask import current_app, g, has_request_context, request
 from flask_login import AnonymousUserMixin, user_loaded_from_request
 from werkzeug.local import LocalProxy
 
-from .errors import APITokensError
+from .errors import APITokensError, Unauthorized
 
 if TYPE_CHECKING:
     from .extension import State
@@ -120,8 +120,6 @@ def install_request_loader(login_manager: Any) -> None:
         return
 
     def load_user_from_request(req: Any) -> Any:
-        from .errors import Unauthorized
-
         try:
             info = authenticate_request()
         except Unauthorized:

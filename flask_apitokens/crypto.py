@@ -58,14 +58,6 @@ def is_public_id(text: object) -> bool:
     return isinstance(text, str) and _PUBLIC_ID.fullmatch(text) is not None
 
 
-def _base62(number: int, width: int) -> str:
-    digits = []
-    for _ in range(width):
-        number, rest = divmod(number, 62)
-        digits.append(ALPHABET[rest])
-    return "".join(reversed(digits))
-
-
 # Two base62 digits per table entry: a checksum is three divmods, not six (it
 # runs on every request).
 _PAIRS = [a + b for a in ALPHABET for b in ALPHABET]

@@ -19,7 +19,6 @@ request.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -44,15 +43,6 @@ _PENDING_ISSUED = "apitokens.pending-issued"
 
 #: Pass as ``expires_in`` to mean "the method's default expiry".
 DEFAULT: Any = object()
-
-
-_EPOCH = dt.datetime(1970, 1, 1)
-
-
-def _now() -> dt.datetime:
-    """``models.utcnow()`` (naive UTC, to the microsecond) at a quarter of its
-    cost, for the check that runs on every request."""
-    return _EPOCH + dt.timedelta(microseconds=time.time_ns() // 1000)
 
 
 def iso(moment: dt.datetime | None) -> str | None:
@@ -133,7 +123,11 @@ class TokenService:
             .values(last_used_at=sa.bindparam("now", type_=t.c.last_used_at.type),
                     last_used_ip=sa.bindparam("ip", type_=t.c.last_used_ip.type))
         )
-        self._raw: tuple[TokenStoreConnections, RawStatement, RawStatement] | None = None
+        self._raw: tuple[RawStatement, RawStatement] | None = None
+        # Read once: the check runs on every request, and settings do not change.
+        unused_days = settings["REVOKE_UNUSED_AFTER_DAYS"]
+        self._unused_after = dt.timedelta(days=unused_days) if unused_days is not None else None
+        self._last_used_interval: int = settings["LAST_USED_INTERVAL"]
 
     # -- the hot path --------------------------------------------------------------
     def _lookup_statement(self) -> sa.Select:
@@ -151,12 +145,10 @@ class TokenService:
     def _statements(self) -> tuple[RawStatement, RawStatement]:
         """The lookup and the last-used write, compiled for the host's engine
         on first use (Flask-SQLAlchemy makes an app's engines once, in init_app)."""
-        raw = self._raw
-        if raw is None:
+        if self._raw is None:
             connections = TokenStoreConnections(self.db.engine)
-            raw = self._raw = (connections, RawStatement(self._lookup, connections),
-                               RawStatement(self._touch, connections))
-        return raw[1], raw[2]
+            self._raw = (RawStatement(self._lookup, connections), RawStatement(self._touch, connections))
+        return self._raw
 
     def parse(self, text: str, kinds: Iterable[str]) -> tuple[str, crypto.ParsedToken] | None:
         for kind in kinds:
@@ -202,20 +194,19 @@ class TokenService:
         proven = secret is None if kind == USER_TOKEN else self.hasher.verify(public_id, secret or "", digest)
         if not proven or row_kind != kind:
             raise self._refuse("unknown")
-        now = _now()
+        now = utcnow()
         if revoked_at is not None:
             raise self._refuse("revoked")
         if expires_at is not None and expires_at <= now:
             raise self._refuse("expired")
         if not active:
             raise self._refuse("inactive_user")
-        unused_days = self.settings["REVOKE_UNUSED_AFTER_DAYS"]
-        if unused_days is not None and now - (last_used_at or created_at) > dt.timedelta(days=unused_days):
+        if self._unused_after is not None and now - (last_used_at or created_at) > self._unused_after:
             self.revoke([public_id], user_id=user_id, reason="unused")
             raise self._refuse("unused")
         info = TokenInfo(public_id, user_id, row_kind, via, name, frozenset(scopes.split()),
                          created_at, expires_at, last_used_at, None, client_id)
-        interval = self.settings["LAST_USED_INTERVAL"]
+        interval = self._last_used_interval
         if last_used_at is None or (now - last_used_at).total_seconds() >= interval:
             self._record_use(info, now, ip, interval)
         return info

@@ -183,7 +183,7 @@ OPENAPI: dict[str, Any] = {
         errors=(413, 503),
     )},
     "/oauth/introspect": {"post": oa.operation(
-        "What a token is, for the client it was issued to", tag=TAG, security=[{"oauth2Client": []}, {}],
+        "What a token is, for the client it was issued to", tag=TAG, security=CLIENT_AUTH,
         description="RFC 7662, for confidential clients (HTTP Basic or client_id/client_secret in the "
                     "form) about their own tokens; any other token is {\"active\": false}.",
         body=form_body(TOKEN_FORM),

@@ -4,7 +4,7 @@ kind module raises when the answer does not fit."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .. import errors
@@ -21,7 +21,6 @@ class ProviderAccount:
     #: Only the addresses the provider says were verified.
     verified_emails: tuple[str, ...] = ()
     display_name: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def verified(self, email: str) -> str | None:
         """The provider's spelling of ``email`` if it is one of the verified

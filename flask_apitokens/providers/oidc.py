@@ -4,7 +4,6 @@ document, returns the token owner's ``sub``, ``email`` and ``email_verified``.""
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -38,7 +37,6 @@ class Kind:
     def __init__(self, config: ProviderConfig, http: ProviderHTTP) -> None:
         self.config, self.http = config, http
         self._endpoint: tuple[str, float] | None = None
-        self._lock = threading.Lock()
 
     def userinfo_endpoint(self) -> str:
         """The configured endpoint, or the one in the (cached) discovery document."""
@@ -56,8 +54,7 @@ class Kind:
         endpoint = metadata.get("userinfo_endpoint")
         if not _is_url(endpoint):
             raise bad_answer(name, "a discovery document without a userinfo_endpoint URL")
-        with self._lock:
-            self._endpoint = (endpoint, time.monotonic() + METADATA_TTL)
+        self._endpoint = (endpoint, time.monotonic() + METADATA_TTL)  # one assignment: no lock needed
         return endpoint
 
     def account(self, access_token: str) -> ProviderAccount:

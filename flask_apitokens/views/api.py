@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, Response, jsonify, request
 from flask_login import current_user
 
-from .. import errors, openapi
+from .. import errors
 from .. import openapi as oa
 from ..credentials import get_current_token, state
 from ..decorators import require_credential
@@ -71,7 +71,7 @@ def create_blueprint(state: State) -> Blueprint:
     blueprint = json_blueprint("apitokens_api", __name__)
     for name in METHODS:
         importlib.import_module(f"..methods.{name}", __package__).register(blueprint, state)
-    blueprint.add_url_rule("/openapi.json", "openapi", openapi.serve)
+    blueprint.add_url_rule("/openapi.json", "openapi", oa.serve)
     blueprint.add_url_rule("/me", "me", me)
     blueprint.add_url_rule("/tokens", "list_tokens", list_tokens)
     blueprint.add_url_rule("/tokens", "revoke_all_tokens", revoke_all_tokens, methods=["DELETE"])

@@ -27,7 +27,6 @@ from ..credentials import read_authorization, state
 from ..models import utcnow
 from ..service import KEY, PERSONAL_KINDS, TokenInfo
 from .ui_forms import (
-    NEVER,
     ClientForm,
     DeleteForm,
     KeyForm,
@@ -215,8 +214,6 @@ def page(*, status: int = 200, token_form_: TokenForm | None = None, key_form_: 
         "token_form": token_form_ or token_form(st.settings, formdata=None),
         "is_admin": admin,
         "new_secret": new_secret,
-        "revoke_form": RevokeForm(formdata=None),
-        "scheme": "token",
         "oauth2": oauth2_on(),
         "new_client": new_client,
     }
@@ -239,7 +236,7 @@ def page(*, status: int = 200, token_form_: TokenForm | None = None, key_form_: 
 
 
 def seconds_from(days: int | None) -> int | None:
-    return None if not days or days == NEVER else days * DAY
+    return days * DAY if days else None  # NEVER is 0
 
 
 # -- views -------------------------------------------------------------------------------
@@ -256,7 +253,7 @@ def create_token() -> Any:
     issued = st.service.issue(the_user(), via="page", name=form.name.data.strip(), scopes=form.scopes.data or [],
                               expires_in=seconds_from(form.expires_in_days.data), ip=request.remote_addr)
     secret = {"kind": "token", "token": issued.token, "name": issued.info.name,
-              "expires_at": issued.info.expires_at, "scheme": "token"}
+              "expires_at": issued.info.expires_at}
     return page(status=201, new_secret=secret)
 
 
@@ -274,7 +271,7 @@ def create_key() -> Any:
     issued = st.service.issue(owner, via="page", kind=KEY, name=form.name.data.strip(), scopes=form.scopes.data or [],
                               expires_in=seconds_from(form.expires_in_days.data), ip=request.remote_addr)
     secret = {"kind": "key", "token": issued.token, "name": issued.info.name,
-              "owner": st.users.profile(owner).get("username"), "expires_at": issued.info.expires_at, "scheme": "key"}
+              "owner": st.users.profile(owner).get("username"), "expires_at": issued.info.expires_at}
     return page(status=201, new_secret=secret)
 
 
