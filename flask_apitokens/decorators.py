@@ -8,11 +8,9 @@ a credential without a required scope answers ``403 insufficient_scope``.
 from __future__ import annotations
 
 import functools
-import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, overload
 
-from flask import current_app
 from flask_login import current_user
 
 from . import errors
@@ -40,37 +38,13 @@ def require_credential(scopes: frozenset[str], *, allow_session: bool = False, k
     set_lazy_user(info)
 
 
-#: JSON bodies of refusals, per application JSON provider: a refused token must
-#: not cost more than an accepted one, and serializing the same two fields on
-#: every refusal cost more than the view's own response (see bench/).
-_BODIES: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], bytes]] = weakref.WeakKeyDictionary()
-_PLAIN_RESPONSES = (errors.APITokensError.response, errors.Unauthorized.response)
-
-
-def refusal(error: errors.APITokensError) -> Any:
-    """``error.response()``, the same bytes and headers, with the JSON body
-    made once per application and message."""
-    if error.headers or type(error).response not in _PLAIN_RESPONSES:
-        return error.response()
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    provider = app.json
-    bodies = _BODIES.get(provider)
-    if bodies is None:
-        bodies = _BODIES[provider] = {}
-    body = bodies.get((error.code, error.message))
-    if body is None:
-        body = bodies[(error.code, error.message)] = error.response().get_data()
-    headers = {"WWW-Authenticate": error.challenge} if isinstance(error, errors.Unauthorized) else None
-    return app.response_class(body, status=error.status, headers=headers, mimetype=provider.mimetype)
-
-
 def _decorator(view: Callable[..., Any], scopes: frozenset[str], **options: bool) -> Callable[..., Any]:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             require_credential(scopes, **options)
         except errors.APITokensError as error:
-            return refusal(error)
+            return error.response()
         return view(*args, **kwargs)
 
     return wrapper
