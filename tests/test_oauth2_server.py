@@ -644,3 +644,17 @@ def test_a_deactivated_user_stops_the_apps_tokens(served: Served) -> None:
     assert caught.value.error == "invalid_grant"
     assert session.introspect_token(served.url + "/oauth/introspect", token=token["access_token"]).json() == {
         "active": False}
+
+
+def test_authorize_with_no_login_page_answers_401(make_app: Callable[..., Flask]) -> None:
+    # Neither APITOKENS_LOGIN_VIEW nor Flask-Login's login_view: nowhere to send
+    # the person, so the answer says to log in.
+    app = make_app()
+    with app.app_context():
+        client, _ = register()
+        response = app.test_client().get("/oauth/authorize", query_string={
+            "response_type": "code", "client_id": client.client_id, "redirect_uri": REDIRECT_URI,
+            "scope": "reports:read", "state": "s", "code_challenge": "x" * 43, "code_challenge_method": "S256"})
+        assert response.status_code == 401
+        assert response.json == {"error": "unauthorized", "message": "Log in to approve this application."}
+        assert response.headers["WWW-Authenticate"]

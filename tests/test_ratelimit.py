@@ -219,3 +219,33 @@ def test_host_requests_run_no_hook_of_the_extension(make_app: Callable[..., Flas
     assert foreign(app.before_request_funcs) == []
     assert foreign(app.after_request_funcs) == []
     assert foreign(app.teardown_request_funcs) == []
+
+
+# Every route that takes a credential, with a request each would refuse or fail
+# on this app: no LDAP directory or provider answers, the Basic password is wrong.
+CREDENTIAL_ROUTES = {
+    "ldap": ("POST", "/api/authenticate/ldap", {"json": {"username": "alice", "password": "x"}}),
+    "provider": ("POST", "/api/authenticate/github", {"json": {"access_token": "gho_x"}}),
+    "user-token": ("POST", "/api/user-token", {"headers": {"Authorization": "Basic YWxpY2U6d3Jvbmc="}}),
+    "user-token info": ("GET", "/api/user-token?token=x", {}),
+    "oauth2 token": ("POST", "/oauth/token", {"data": {"grant_type": "authorization_code", "code": "x",
+                                                      "client_id": "nobody"}}),
+    "session": ("POST", "/api/token", {}),
+    "exchange": ("POST", "/api/api_tokens", {"json": {"email": "alice@example.com", "password": "x"}}),
+}
+# Nothing listens on the discard port: the LDAP directory and the provider fail fast.
+UNREACHABLE = {"LDAP_HOST": "127.0.0.1", "LDAP_PORT": 9, "LDAP_BASE_DN": "dc=example,dc=org",
+               "APITOKENS_OAUTH_PROVIDERS": {"github": {"api_base_url": "http://127.0.0.1:9/"}}}
+
+
+@pytest.mark.parametrize("route", list(CREDENTIAL_ROUTES))
+def test_every_credential_route_is_limited_per_address(make_app: Callable[..., Flask], route: str) -> None:
+    app = make_app(**UNREACHABLE, APITOKENS_RATE_LIMIT="2/minute", APITOKENS_ACCOUNT_RATE_LIMIT="100/minute")
+    method, path, options = CREDENTIAL_ROUTES[route]
+    with app.app_context():
+        client = app.test_client()
+        answers = [client.open(path, method=method, environ_base={"REMOTE_ADDR": "10.0.3.1"}, **options)
+                   for _ in range(3)]
+        first_two = [answer.status_code for answer in answers[:2]]
+        assert 429 not in first_two and 500 not in first_two, first_two  # the route's own answer
+        assert_rate_limited(answers[2])

@@ -357,3 +357,24 @@ def test_a_holder_cannot_revoke_or_rotate_an_administrators_key(client: Any, use
     assert response.json["error"] == "token_not_found"
     assert client.get("/keys-only", headers=auth(key, "key")).status_code == 200
     assert all(row.expires_at is None for row in token_rows(client.application) if row.kind == "key")
+
+
+BODY_ROUTES = ["/api/authenticate/userpass", "/api/api_tokens", "/api/token", "/api/authenticate/ldap",
+               "/api/authenticate/github", "/api/user-token"]
+
+
+@pytest.mark.parametrize("path", BODY_ROUTES)
+def test_max_body_size_is_honoured_on_every_route_with_a_body(make_app: Callable[..., Flask], path: str) -> None:
+    app = make_app(APITOKENS_MAX_BODY_SIZE=200, RATELIMIT_ENABLED=False, LDAP_HOST="127.0.0.1", LDAP_PORT=9,
+                   LDAP_BASE_DN="dc=example,dc=org",
+                   APITOKENS_OAUTH_PROVIDERS={"github": {"api_base_url": "http://127.0.0.1:9/"}})
+    basic = {"Authorization": "Basic YWxpY2U6cHctY29ycmVjdA=="}  # alice:pw-correct, for /api/user-token
+    with app.app_context():
+        hostapp.make_user("alice")
+        client = app.test_client()
+        response = client.post(path, json={"username": "alice", "padding": "x" * 300}, headers=basic)
+        assert response.status_code == 413, response.get_data(as_text=True)
+        assert response.json["error"] == "payload_too_large"
+        assert token_rows(app) == []
+        small = client.post(path, json={"username": "alice", "padding": "x" * 100}, headers=basic)
+        assert small.status_code != 413

@@ -434,6 +434,22 @@ def create_key(client: Any, **fields: Any) -> Any:
     return client.post("/tokens/keys/create", data=data)
 
 
+@pytest.mark.parametrize("csrf", [None, "forged-token"])
+def test_admin_key_forms_refuse_a_post_without_a_valid_csrf_token(page_app: Flask, admin: hostapp.User,
+                                                                   alice: hostapp.User, csrf: str | None) -> None:
+    key = page_app.extensions["apitokens"].service.issue(alice, via="cli", kind="key", name="ops").info
+    client = logged_in(page_app, "root")
+    token = {} if csrf is None else {"key-csrf_token": csrf}
+    created = client.post("/tokens/keys/create", data={**token, "key-username": "alice", "key-name": "stolen",
+                                                       "key-expires_in_days": "0"})
+    assert created.status_code == 400
+    assert "security token" in created.get_data(as_text=True)
+    revoke = {} if csrf is None else {"csrf_token": csrf}
+    assert client.post(f"/tokens/keys/{key.id}/revoke", data=revoke).status_code == 400
+    rows = token_rows(page_app)
+    assert len(rows) == 1 and rows[0].revoked_at is None
+
+
 def test_admin_creates_a_key_for_a_user_shown_once(page_app: Flask, admin: hostapp.User,
                                                    alice: hostapp.User) -> None:
     client = logged_in(page_app, "root")
