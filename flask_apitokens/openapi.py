@@ -121,7 +121,10 @@ def credential_body(properties: dict[str, Any], *, required: list[str], form: bo
 def password_login_body(login: str, *, form: bool = True) -> dict[str, Any]:
     """The body of a route that takes an account name (``login``) and a password,
     plus the optional issuing fields."""
-    return credential_body({login: text(320, min_length=1), "password": text(1024, min_length=1),
+    from .views.common import MAX_LOGIN_LENGTH, MAX_PASSWORD_LENGTH
+
+    return credential_body({login: text(MAX_LOGIN_LENGTH, min_length=1),
+                            "password": text(MAX_PASSWORD_LENGTH, min_length=1),
                             **ISSUE_FIELDS}, required=[login, "password"], form=form)
 
 

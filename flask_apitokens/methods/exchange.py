@@ -14,7 +14,7 @@ from flask import Blueprint, Response
 from .. import openapi as oa
 from ..credentials import state
 from ..ratelimit import rate_limited
-from ..views.common import issue_options, read_body, text_field, token_response
+from ..views.common import MAX_LOGIN_LENGTH, MAX_PASSWORD_LENGTH, issue_options, read_body, text_field, token_response
 from .userpass import check_password_login
 
 if TYPE_CHECKING:
@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 @rate_limited(account="email")
 def exchange_password() -> Response:
     body = read_body(form=False)
-    email = text_field(body, "email", max_length=320)
-    password = text_field(body, "password", max_length=1024)
+    email = text_field(body, "email", max_length=MAX_LOGIN_LENGTH)
+    password = text_field(body, "password", max_length=MAX_PASSWORD_LENGTH)
     user = check_password_login(email, password, method="exchange", by_email=True)
     issued = state().service.issue(user, via="exchange", **issue_options(body))
     return token_response(issued, person_id=issued.info.user_id)

@@ -25,11 +25,19 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from flask import Blueprint, Flask, Response, current_app
 
-from .. import errors, signals
+from .. import errors
 from .. import openapi as oa
 from ..credentials import state
 from ..ratelimit import rate_limited
-from ..views.common import issue_options, read_body, text_field, token_response
+from ..views.common import (
+    MAX_LOGIN_LENGTH,
+    MAX_PASSWORD_LENGTH,
+    issue_options,
+    read_body,
+    refused,
+    text_field,
+    token_response,
+)
 
 if TYPE_CHECKING:
     # flask-ldap3-login and ldap3 are the optional "ldap" extra: imported only when LDAP is configured.
@@ -328,9 +336,8 @@ def _update_linked_user(link: Any, entry: DirectoryUser) -> Any:
 # -- the route ------------------------------------------------------------------------------
 
 
-def _fail(username: str) -> errors.InvalidCredentials:
-    signals.authentication_failed.send(state().app, method="ldap", reason="invalid_credentials", login=username)
-    return errors.InvalidCredentials()
+def _fail(username: str) -> errors.APITokensError:
+    return refused("ldap", username, errors.InvalidCredentials())
 
 
 @rate_limited(account="username")
@@ -339,11 +346,11 @@ def authenticate_ldap() -> Response:
     # Read by hand: a NUL in a name is a failed login (401), not a malformed field.
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not username:
-        username = text_field(body, "username", max_length=320)
+        username = text_field(body, "username", max_length=MAX_LOGIN_LENGTH)
     if not isinstance(password, str) or not password:
-        password = text_field(body, "password", max_length=1024)
-    if len(username) > 320 or len(password) > 1024:
-        raise _fail(username[:320])
+        password = text_field(body, "password", max_length=MAX_PASSWORD_LENGTH)
+    if len(username) > MAX_LOGIN_LENGTH or len(password) > MAX_PASSWORD_LENGTH:
+        raise _fail(username[:MAX_LOGIN_LENGTH])
     options = issue_options(body)  # 400 for an undeclared scope, before the directory is asked
     app = state().app
     result = bind(app, username, password)

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from flask import Blueprint, Response
 
-from .. import errors, signals
+from .. import errors
 from .. import openapi as oa
 from ..credentials import state
 from ..providers import RESERVED_NAMES, ProviderAccount, ProviderConfig, ProviderRegistry, load_providers
 from ..ratelimit import rate_limited
-from ..views.common import issue_options, read_body, text_field, token_response
+from ..views.common import MAX_LOGIN_LENGTH, issue_options, read_body, refused, text_field, token_response
 
 if TYPE_CHECKING:
     from ..extension import State
@@ -57,7 +57,7 @@ def _access_token(body: dict[str, Any]) -> str:
 
 
 def _email(body: dict[str, Any]) -> str:
-    email = text_field(body, "email", max_length=320)
+    email = text_field(body, "email", max_length=MAX_LOGIN_LENGTH)
     if not _EMAIL.fullmatch(email):
         raise errors.BadRequest("The field 'email' must be an email address.", code="invalid_field")
     return email
@@ -131,11 +131,6 @@ def find_or_create_user(provider: str, account: ProviderAccount, email: str) -> 
 # -- the route ---------------------------------------------------------------------------------
 
 
-def _refuse(provider: str, reason: str, email: str, error: errors.APITokensError) -> errors.APITokensError:
-    signals.authentication_failed.send(state().app, method=provider, reason=reason, login=email)
-    return error
-
-
 def _view(registry: ProviderRegistry):  # noqa: ANN202
     @rate_limited(account="email")
     def authenticate_provider(provider: str) -> Response:
@@ -152,17 +147,17 @@ def _view(registry: ProviderRegistry):  # noqa: ANN202
         try:
             account = registry.account(config, access_token)
         except errors.Unauthorized as error:
-            raise _refuse(provider, error.code, email, error) from None
+            raise refused(provider, email, error) from None
         verified = account.verified(email)
         if verified is None:
-            raise _refuse(provider, "email_not_verified", email, errors.Unauthorized(
+            raise refused(provider, email, errors.Unauthorized(
                 f"{email} is not a verified email address of that {provider} account.", code="email_not_verified"))
 
         st = state()
         try:
             user = find_or_create_user(provider, account, verified)
             if not st.users.is_active(user):
-                raise _refuse(provider, "account_disabled", email,
+                raise refused(provider, email,
                               errors.Unauthorized("This account is disabled.", code="account_disabled"))
             issued = st.service.issue(user, via=provider, method="provider", **options)
         except BaseException:

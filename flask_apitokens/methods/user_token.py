@@ -32,7 +32,7 @@ from ..credentials import MAX_CREDENTIAL_LENGTH, state
 from ..models import utcnow
 from ..ratelimit import BASIC, rate_limited
 from ..service import USER_TOKEN
-from ..views.common import issue_options, read_body
+from ..views.common import MAX_LOGIN_LENGTH, MAX_PASSWORD_LENGTH, issue_options, no_store, read_body
 from .userpass import check_password_login
 
 if TYPE_CHECKING:
@@ -42,8 +42,6 @@ if TYPE_CHECKING:
 ALGORITHM = "HS256"
 #: The info route's time format (Datasentinel's ``expire_time``), in UTC.
 EXPIRE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-#: Longest Basic login and password read; longer ones are refused unread.
-MAX_LOGIN_LENGTH, MAX_PASSWORD_LENGTH = 320, 1024
 #: Seconds of clock difference allowed between the processes that sign and verify.
 LEEWAY = 30
 #: 9999-12-31 23:59:59 UTC: a later ``exp`` is not a date.
@@ -177,9 +175,7 @@ class UserTokenViews:
             claims["scope"] = " ".join(sorted(info.scopes))
         response = jsonify({"user-token": self.codec.sign(claims)})
         response.status_code = 201
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["Pragma"] = "no-cache"
-        return response
+        return no_store(response)
 
     @rate_limited(account=BASIC)
     def describe(self) -> Response:

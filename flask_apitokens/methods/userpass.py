@@ -7,11 +7,19 @@ from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response
 
-from .. import errors, signals
+from .. import errors
 from .. import openapi as oa
 from ..credentials import state
 from ..ratelimit import rate_limited
-from ..views.common import issue_options, read_body, text_field, token_response
+from ..views.common import (
+    MAX_LOGIN_LENGTH,
+    MAX_PASSWORD_LENGTH,
+    issue_options,
+    read_body,
+    refused,
+    text_field,
+    token_response,
+)
 
 if TYPE_CHECKING:
     from ..extension import State
@@ -22,16 +30,15 @@ def check_password_login(login: str, password: str, *, method: str, by_email: bo
     same error, and about the same time, for a wrong user and a wrong password."""
     user = state().users.authenticate(login, password, by_email=by_email)
     if user is None:
-        signals.authentication_failed.send(state().app, method=method, reason="invalid_credentials", login=login)
-        raise errors.InvalidCredentials()
+        raise refused(method, login, errors.InvalidCredentials())
     return user
 
 
 @rate_limited(account="username")
 def authenticate_userpass() -> Response:
     body = read_body()
-    username = text_field(body, "username", max_length=320)
-    password = text_field(body, "password", max_length=1024)
+    username = text_field(body, "username", max_length=MAX_LOGIN_LENGTH)
+    password = text_field(body, "password", max_length=MAX_PASSWORD_LENGTH)
     user = check_password_login(username, password, method="userpass")
     issued = state().service.issue(user, via="userpass", **issue_options(body))
     return token_response(issued)

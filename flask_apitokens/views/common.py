@@ -65,6 +65,26 @@ def read_body(*, form: bool = True) -> dict[str, Any]:
     return body
 
 
+#: Longest account name (an email address can have 320 characters) and password
+#: read; longer ones are refused unread. The OpenAPI document states the same.
+MAX_LOGIN_LENGTH, MAX_PASSWORD_LENGTH = 320, 1024
+
+
+def refused(method: str, login: str | None, error: errors.APITokensError) -> errors.APITokensError:
+    """``error``, after telling ``authentication_failed`` receivers (its code is the reason)."""
+    from .. import signals
+
+    signals.authentication_failed.send(state().app, method=method, reason=error.code, login=login)
+    return error
+
+
+def no_store(response: Response) -> Response:
+    """A response with a secret in it: never cached."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
 def text_field(body: dict[str, Any], name: str, *, required: bool = True, max_length: int = 1024) -> str:
     """A string field of ``body``; 400 naming the field when it is missing or not text."""
     value = body.get(name)
@@ -175,6 +195,4 @@ def token_response(issued: Any, status: int = 200, **extra: Any) -> Response:
 
     response = jsonify(token=issued.token, expiresOn=iso(issued.info.expires_at), **extra)
     response.status_code = status
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Pragma"] = "no-cache"
-    return response
+    return no_store(response)
