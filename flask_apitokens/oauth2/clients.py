@@ -72,9 +72,16 @@ def list_clients(state: Any = None) -> list[Any]:
     return list(state.db.session.execute(sa.select(Client).order_by(Client.created_at, Client.client_id)).scalars())
 
 
+def could_be_client_id(client_id: Any) -> bool:
+    """Client ids are up to 64 printable ASCII characters (create_client); anything
+    else is not looked up: PostgreSQL refuses a NUL in a string outright."""
+    return (isinstance(client_id, str) and 0 < len(client_id) <= 64
+            and client_id.isascii() and client_id.isprintable())
+
+
 def get_client(client_id: str, state: Any = None) -> Any | None:
     state = state or current_state()
-    if not isinstance(client_id, str) or not 0 < len(client_id) <= 64:
+    if not could_be_client_id(client_id):
         return None
     return state.db.session.get(oauth2_models(state).Client, client_id)
 

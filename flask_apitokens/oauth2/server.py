@@ -29,6 +29,7 @@ from flask import Flask, request
 from .. import crypto
 from ..models import utcnow
 from ..service import OAUTH2, REFRESH, TokenService
+from . import clients
 from .models import CONFIDENTIAL_AUTH_METHODS, PUBLIC_AUTH_METHODS, OAuth2Models
 
 VIA = "oauth2"
@@ -95,12 +96,7 @@ class OAuth2Server(AuthorizationServer):
         raise NotImplementedError
 
     def query_client(self, client_id: Any) -> Any:
-        # Client ids are up to 64 ASCII characters (clients.create_client); anything
-        # else is not looked up: PostgreSQL refuses a NUL in a string outright.
-        if (not isinstance(client_id, str) or not 0 < len(client_id) <= 64
-                or not client_id.isascii() or not client_id.isprintable()):
-            return None
-        return self.state.db.session.get(self.oauth2_models.Client, client_id)
+        return clients.get_client(client_id, self.state)
 
     # -- tokens --------------------------------------------------------------------
     def generate_bearer_token(self, grant_type: str, client: Any, user: Any = None, scope: str | None = None,

@@ -22,7 +22,7 @@ from werkzeug.exceptions import MethodNotAllowed
 from .. import crypto, errors
 from ..credentials import get_current_token
 from ..ratelimit import rate_limited
-from ..views.common import json_blueprint
+from ..views.common import http_error, json_blueprint
 from .openapi import OPENAPI, OPENAPI_PREFIX, OPENAPI_TAGS  # noqa: F401  (collected by flask_apitokens.openapi)
 from .server import OAuth2Server
 
@@ -46,10 +46,7 @@ def wrong_method(*allowed: str) -> Response | None:
         answer = current_app.response_class(status=200)
         answer.headers["Allow"] = ", ".join([*allowed, "OPTIONS"])
         return answer
-    response = jsonify(error="method_not_allowed", message=MethodNotAllowed.description)
-    response.status_code = 405
-    response.headers["Allow"] = ", ".join(allowed)
-    return response
+    return http_error(MethodNotAllowed(valid_methods=list(allowed)))
 
 
 def _bad_request(message: str) -> Response:

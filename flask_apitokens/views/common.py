@@ -140,7 +140,8 @@ def issue_options(body: dict[str, Any], *, default_name: str = "") -> dict[str, 
     }
 
 
-def _http_error(error: HTTPException) -> Response:
+def http_error(error: HTTPException) -> Response:
+    """A werkzeug HTTP error as this extension's JSON ({"error", "message"}; Allow on 405)."""
     response = jsonify(error=(error.name or "error").lower().replace(" ", "_"), message=error.description)
     response.status_code = error.code or 500
     if error.code == 405 and error.get_headers():
@@ -159,7 +160,7 @@ def json_routing_errors(app: Flask, prefix: str) -> None:
         def handler(error: HTTPException, previous: Any = previous) -> Any:
             path = request.path
             if path == prefix or path.startswith(prefix + "/") or request.blueprint in JSON_BLUEPRINTS:
-                return _http_error(error)
+                return http_error(error)
             return previous(error) if previous is not None else error
 
         app.register_error_handler(exception, handler)
@@ -183,7 +184,7 @@ def json_blueprint(name: str, import_name: str, **options: Any) -> Blueprint:
     JSON_BLUEPRINTS.add(name)
     blueprint.before_request(_limit_body)
     blueprint.register_error_handler(errors.APITokensError, errors.handle)
-    blueprint.register_error_handler(HTTPException, _http_error)
+    blueprint.register_error_handler(HTTPException, http_error)
     blueprint.register_error_handler(sa.exc.OperationalError, _database_error)
     blueprint.register_error_handler(sa.exc.InterfaceError, _database_error)
     return blueprint
