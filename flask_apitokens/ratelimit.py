@@ -66,11 +66,22 @@ def rate_limited(*, account: str | None = None) -> Callable[[F], F]:
     return mark
 
 
+_ACCOUNTS = "apitokens.ratelimit_accounts"
+
+
 def account_name(source: str | None) -> str | None:
     """The account name the request tries, normalized (case and spaces do not
-    make a new bucket), or None when it names none."""
+    make a new bucket), or None when it names none. Worked out once per request:
+    the limit asks twice (whether it applies, and its key)."""
     if source is None:
         return None
+    found: dict[str, str | None] = request.environ.setdefault(_ACCOUNTS, {})
+    if source not in found:
+        found[source] = _account_name(source)
+    return found[source]
+
+
+def _account_name(source: str) -> str | None:
     value: Any
     if source == BASIC:
         try:

@@ -3,6 +3,7 @@ APITOKENS_TEST_DATABASE_URL is set), users, clients and tokens."""
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -22,7 +23,15 @@ def need(reason: str) -> None:
     """Skip with ``reason`` (how to get the component), or fail in strict mode."""
     if STRICT:
         pytest.fail(f"APITOKENS_TEST_STRICT=1 and {reason}")
-    pytest.skip(reason)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def need_module(name: str) -> Any:
+    """``import name``, or :func:`need` it (pytest.importorskip would skip even in strict mode)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        need(f"install {name.split('.')[0]} (pip install -e '.[all,test]') for this test")
 
 
 def database_urls() -> list[Any]:

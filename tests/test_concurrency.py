@@ -22,7 +22,7 @@ import requests
 import sqlalchemy as sa
 from werkzeug.security import generate_password_hash
 
-from tests.conftest import POSTGRES_URL, need
+from tests.conftest import POSTGRES_URL, need, need_module
 from tests.test_ratelimit import REDIS_URL
 
 THREADS = 8
@@ -80,7 +80,7 @@ def gunicorn_demo(tmp_path: Path) -> Iterator[tuple[str, str]]:
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or shutil.which("gunicorn")
     if gunicorn is None:
         need("install gunicorn (the test extra) for the concurrency test")
-    redis = pytest.importorskip("redis")
+    redis = need_module("redis")
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
     except redis.RedisError:

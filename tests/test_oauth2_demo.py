@@ -115,11 +115,11 @@ def page() -> Iterator[Any]:
     """A page of a fresh headless Chromium."""
     import os
 
-    from tests.conftest import need
+    from tests.conftest import need, need_module
 
     if not os.path.exists("/usr/bin/chromium"):
         need("install chromium (apt-get install -y chromium) for the browser test")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = need_module("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path="/usr/bin/chromium", headless=True,

@@ -16,7 +16,7 @@ from flask import Flask
 from flask_apitokens.oauth2 import clients
 from flask_apitokens.openapi import openapi_path
 from tests import hostapp
-from tests.conftest import auth
+from tests.conftest import auth, need_module
 from tests.oauth2_server import REDIRECT_URI, consent_form
 
 #: The OAuth2 server's JSON routes; /oauth/authorize (HTML and redirects) is left out on purpose.
@@ -128,7 +128,7 @@ def test_the_document_follows_the_url_prefix(make_app: Callable[..., Flask]) -> 
 
 
 def test_the_document_is_a_valid_openapi_31_document(client: Any) -> None:
-    schemathesis = pytest.importorskip("schemathesis")
+    schemathesis = need_module("schemathesis")
     schema = schemathesis.openapi.from_dict(document(client))
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) == len(documented(document(client)))

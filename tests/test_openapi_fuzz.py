@@ -22,8 +22,9 @@ import pytest
 from flask import Flask
 
 from tests import hostapp
+from tests.conftest import need_module
 
-schemathesis = pytest.importorskip("schemathesis")
+schemathesis = need_module("schemathesis")
 from hypothesis import HealthCheck, settings  # noqa: E402
 from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance  # noqa: E402
 

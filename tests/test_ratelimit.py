@@ -13,7 +13,7 @@ from flask import Flask
 
 from flask_apitokens.ratelimit import BASIC, account_name
 from tests import hostapp
-from tests.conftest import need, token_rows
+from tests.conftest import need, need_module, token_rows
 
 REDIS_URL = os.environ.get("APITOKENS_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
 USERPASS = "/api/authenticate/userpass"
@@ -137,7 +137,7 @@ def test_the_hosts_own_limiter_is_left_alone(make_app: Callable[..., Flask]) -> 
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    redis = pytest.importorskip("redis")
+    redis = need_module("redis")
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
     except redis.RedisError:
