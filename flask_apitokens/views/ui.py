@@ -27,9 +27,8 @@ from ..models import utcnow
 from ..service import KEY, PERSONAL_KINDS, TokenInfo
 from .ui_forms import (
     ClientForm,
-    DeleteForm,
+    ConfirmForm,
     KeyForm,
-    RevokeForm,
     TokenForm,
     client_form,
     key_form,
@@ -116,6 +115,22 @@ def refuse_bad_csrf(form: Any) -> None:
     """A post without a valid CSRF token is refused outright (400), not re-rendered."""
     if "csrf_token" in form.errors:
         abort(400, "The form's security token is missing or has expired. Reload the page and try again.")
+
+
+def confirmed() -> bool:
+    """Whether this is the POST of a confirmation page, with its CSRF token (a
+    POST without one is refused); on GET the page is shown."""
+    if request.method != "POST":
+        return False
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        return True
+    refuse_bad_csrf(form)
+    return False
+
+
+def confirm_page(template: str, **context: Any) -> str:
+    return render_template(template, form=ConfirmForm(), cancel_url=url_for("apitokens_ui.tokens"), **context)
 
 
 # -- what the templates show ----------------------------------------------------------
@@ -270,28 +285,24 @@ def create_key() -> Any:
     return page(status=201, new_secret=secret)
 
 
-def _confirm_or_revoke(row: Any, *, back: str, what: str, owner: str | None = None) -> Any:
+def _confirm_or_revoke(row: Any, *, what: str, owner: str | None = None) -> Any:
     """GET: the confirmation page. POST (with its CSRF token): revoke."""
     st = state()
     now = utcnow()
     if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
         abort(404, f"No such active {what}.")
-    form = RevokeForm()
-    if request.method == "POST":
-        if form.validate_on_submit():
-            st.service.revoke([row.id], user_id=None if row.kind == KEY else row.user_id, reason="revoked")
-            flash(f"The {what} \u201c{row.name or row.id}\u201d was revoked.")
-            return redirect(url_for(back))
-        refuse_bad_csrf(form)
-    info = st.service.info(row)
-    return render_template("apitokens/confirm_revoke.html", form=form, what=what, owner=owner,
-                           row=rows_for([info])[0], cancel_url=url_for(back))
+    if confirmed():
+        st.service.revoke([row.id], user_id=None if row.kind == KEY else row.user_id, reason="revoked")
+        flash(f"The {what} \u201c{row.name or row.id}\u201d was revoked.")
+        return redirect(url_for("apitokens_ui.tokens"))
+    return confirm_page("apitokens/confirm_revoke.html", what=what, owner=owner,
+                        row=rows_for([st.service.info(row)])[0])
 
 
 def revoke_token(token_id: str) -> Any:
     st = state()
     row = st.service.get(token_id, user_id=st.users.user_id(the_user()), kinds=PERSONAL_KINDS)
-    return _confirm_or_revoke(row, back="apitokens_ui.tokens", what="token")
+    return _confirm_or_revoke(row, what="token")
 
 
 def revoke_key(token_id: str) -> Any:
@@ -302,7 +313,7 @@ def revoke_key(token_id: str) -> Any:
     if row is not None:
         found = st.users.get(row.user_id)
         owner = st.users.profile(found).get("username") if found is not None else None
-    return _confirm_or_revoke(row, back="apitokens_ui.tokens", what="API key", owner=owner)
+    return _confirm_or_revoke(row, what="API key", owner=owner)
 
 
 # -- OAuth2: apps a person approved, clients an administrator registers ----------------------
@@ -315,15 +326,11 @@ def revoke_app(client_id: str) -> Any:
     app = next((row for row in app_rows(user) if row["client_id"] == client_id), None)
     if app is None:
         abort(404, "You have not approved this application.")
-    form = RevokeForm()
-    if request.method == "POST":
-        if form.validate_on_submit():
-            grants_store.revoke_app(user, client_id)
-            flash(f"\u201c{app['name']}\u201d no longer has access to your account.")
-            return redirect(url_for("apitokens_ui.tokens"))
-        refuse_bad_csrf(form)
-    return render_template("apitokens/confirm_revoke_app.html", form=form, app=app,
-                           cancel_url=url_for("apitokens_ui.tokens"))
+    if confirmed():
+        grants_store.revoke_app(user, client_id)
+        flash(f"\u201c{app['name']}\u201d no longer has access to your account.")
+        return redirect(url_for("apitokens_ui.tokens"))
+    return confirm_page("apitokens/confirm_revoke_app.html", app=app)
 
 
 def create_client() -> Any:
@@ -354,16 +361,12 @@ def delete_client(client_id: str) -> Any:
     client = clients.get_client(client_id)
     if client is None:
         abort(404, "No such OAuth2 client.")
-    form = DeleteForm()
-    if request.method == "POST":
-        if form.validate_on_submit():
-            name = client.name
-            clients.delete_client(client_id)
-            flash(f"The OAuth2 client \u201c{name}\u201d was deleted and its tokens revoked.")
-            return redirect(url_for("apitokens_ui.tokens"))
-        refuse_bad_csrf(form)
-    return render_template("apitokens/confirm_delete_client.html", form=form, client=client_row(client),
-                           cancel_url=url_for("apitokens_ui.tokens"))
+    if confirmed():
+        name = client.name
+        clients.delete_client(client_id)
+        flash(f"The OAuth2 client \u201c{name}\u201d was deleted and its tokens revoked.")
+        return redirect(url_for("apitokens_ui.tokens"))
+    return confirm_page("apitokens/confirm_delete_client.html", client=client_row(client))
 
 
 # -- errors: an HTML page, never a 500 for bad input ---------------------------------------

@@ -55,8 +55,11 @@ class KeyForm(TokenForm):
     submit = SubmitField("Create API key")
 
 
-class RevokeForm(PageForm):
-    submit = SubmitField("Revoke")
+class ConfirmForm(PageForm):
+    """The second step of revoking or deleting: only its CSRF token counts (each
+    page labels the button)."""
+
+    submit = SubmitField("Confirm")
 
 
 #: At most this many redirect URIs per client (one a line in the form).
@@ -101,10 +104,6 @@ CLIENT_TYPES = [
     ("confidential", "Confidential: runs on a server and keeps a client secret"),
     ("public", "Public: a browser or mobile app without a secret (PKCE required)"),
 ]
-
-
-class DeleteForm(PageForm):
-    submit = SubmitField("Delete")
 
 
 def expiry_choices(settings: Settings, *, capped: bool) -> list[tuple[int, str]]:
