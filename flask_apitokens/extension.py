@@ -83,8 +83,8 @@ class APITokens:
         if loaded["UI"]:
             self._register_ui(app, state)
         # The OAuth2 endpoints check their own consent form and client credentials.
-        self._exempt_from_csrf(app, api_blueprint, *[bp for name, bp in app.blueprints.items()
-                                                     if name == "apitokens_oauth2"])
+        oauth2_blueprint = app.blueprints.get("apitokens_oauth2")
+        self._exempt_from_csrf(app, api_blueprint, *([oauth2_blueprint] if oauth2_blueprint else []))
         app.register_error_handler(errors.APITokensError, errors.handle)
         json_routing_errors(app, loaded["URL_PREFIX"])
         app.cli.add_command(apitokens_cli)
