@@ -32,7 +32,8 @@ DEFAULTS: dict[str, Any] = {
     #: Earlier peppers, still accepted while old tokens are in use (like ``SECRET_KEY_FALLBACKS``).
     "APITOKENS_PEPPER_FALLBACKS": [],
     #: Scopes the host application declares: name -> one-line description.
-    #: ``tokens`` (manage one's own tokens) is always added.
+    #: ``tokens`` (manage one's own tokens) and ``login`` (act as the owner on the site's own
+    #: pages, through Flask-Login) are always added.
     "APITOKENS_SCOPES": {},
     #: Default expiry of tokens made from a logged-in session (``POST /api/token``).
     "APITOKENS_SESSION_EXPIRES_IN": 30 * DAY,
@@ -111,7 +112,13 @@ DEFAULTS: dict[str, Any] = {
     "APITOKENS_ACCOUNT_RATE_LIMIT": "10/minute",
 }
 
-BUILTIN_SCOPES = {"tokens": "List, rotate and revoke the owner's tokens."}
+#: Scopes every application has. ``login`` is what lets Flask-Login's request loader
+#: take a credential for its owner (``@login_required`` views, ``current_user``).
+LOGIN_SCOPE = "login"
+BUILTIN_SCOPES = {
+    "tokens": "List, rotate and revoke the owner's tokens.",
+    LOGIN_SCOPE: "Act as its owner on the site's own pages.",
+}
 
 METHOD_EXPIRY_KEYS = {
     "session": "APITOKENS_SESSION_EXPIRES_IN",

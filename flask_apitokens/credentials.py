@@ -5,8 +5,10 @@
   ``Digest``...) are left to the host.
 - :data:`current_token` is the credential of the current request
   (a :class:`~flask_apitokens.service.TokenInfo`), falsy for a cookie session.
-- :func:`install_request_loader` adds a Flask-Login request loader that chains
-  to one the host registered before.
+- :func:`install_request_loader` adds a Flask-Login request loader that logs a
+  credential in only when it carries the built-in ``login`` scope, and hands a
+  credential that is not in the extension's format to the request loader the
+  host registered before.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from flask import current_app, g, has_request_context, request
 from flask_login import AnonymousUserMixin, user_loaded_from_request
 from werkzeug.local import LocalProxy
 
-from .errors import APITokensError, Unauthorized
+from . import signals
+from .config import LOGIN_SCOPE
+from .errors import APITokensError, ForeignCredential, Unauthorized
 
 if TYPE_CHECKING:
     from .extension import State
@@ -32,6 +36,7 @@ _NO_CREDENTIAL = object()
 # The checked credential lives with the request (not in ``g``, which an app
 # context pushed around several requests, as in tests, would share).
 _ENVIRON_KEY = "apitokens.credential"
+_FOREIGN_SIGNALLED = "apitokens.foreign-signalled"
 
 
 def read_authorization(header: str | None) -> tuple[str, str] | None:
@@ -50,13 +55,19 @@ def state() -> State:
     return cast("State", current_app.extensions["apitokens"])
 
 
-def authenticate_request() -> TokenInfo | None:
+def authenticate_request(*, for_loader: bool = False) -> TokenInfo | None:
     """The request's credential, checked (once per request). None when the
-    request carries no credential of ours; raises InvalidToken for a bad one."""
+    request carries no credential in a scheme of ours; raises InvalidToken for a
+    bad one, and its subclass ForeignCredential for one not in our format.
+
+    :param for_loader: the request loader asks: a foreign credential may be the
+        host's own, so it is not reported as a failed authentication."""
     environ = request.environ
     found = environ.get(_ENVIRON_KEY, _NO_CREDENTIAL)
     if found is not _NO_CREDENTIAL:
         if isinstance(found, Exception):
+            if isinstance(found, ForeignCredential) and not for_loader:
+                _foreign_refused(environ)
             raise found
         return cast("TokenInfo | None", found)
     # Straight from the environ: what request.headers and request.remote_addr
@@ -69,13 +80,24 @@ def authenticate_request() -> TokenInfo | None:
     service = state().service
     try:
         if not credential or len(credential) > MAX_CREDENTIAL_LENGTH:
-            raise service._refuse("malformed")
+            raise ForeignCredential()
         info = service.authenticate(credential, scheme=scheme, ip=environ.get("REMOTE_ADDR"))
     except APITokensError as error:
         environ[_ENVIRON_KEY] = error
+        if isinstance(error, ForeignCredential) and not for_loader:
+            _foreign_refused(environ)
         raise
     environ[_ENVIRON_KEY] = info
     return info
+
+
+def _foreign_refused(environ: dict[str, Any]) -> None:
+    """authentication_failed (reason ``malformed``), once per request, when one
+    of the extension's views refuses a credential that is not in its format."""
+    if not environ.get(_FOREIGN_SIGNALLED):
+        environ[_FOREIGN_SIGNALLED] = True
+        signals.authentication_failed.send(current_app._get_current_object(), method="token",
+                                           reason="malformed", login=None)
 
 
 def get_current_token() -> TokenInfo | None:
@@ -113,19 +135,27 @@ def set_lazy_user(info: TokenInfo) -> None:
 
 
 def install_request_loader(login_manager: Any) -> None:
-    """Add a request loader to ``login_manager`` that accepts our credentials
-    and chains to the host's own for everything else."""
+    """Add a request loader to ``login_manager`` that logs in the owner of a
+    credential of ours carrying the ``login`` scope, and chains to the host's
+    own for everything not in the extension's format.
+
+    A credential of ours without ``login`` is no user here (Flask-Login's
+    unauthorized answer on ``@login_required``): it reaches only the views its
+    scopes open, through the extension's decorators, which make its owner
+    ``current_user`` for the view they protect (:func:`set_lazy_user`)."""
     previous = login_manager._request_callback
     if getattr(previous, "_apitokens", False):
         return
 
     def load_user_from_request(req: Any) -> Any:
         try:
-            info = authenticate_request()
+            info = authenticate_request(for_loader=True)
+        except ForeignCredential:
+            return previous(req) if previous is not None else None  # perhaps the host's own
         except Unauthorized:
-            return None  # a refused credential is no user; an outage (503) propagates
+            return None  # a refused credential of ours is no user; an outage (503) propagates
         if info is not None:
-            return state().users.get(info.user_id)
+            return state().users.get(info.user_id) if LOGIN_SCOPE in info.scopes else None
         return previous(req) if previous is not None else None
 
     load_user_from_request._apitokens = True  # type: ignore[attr-defined]

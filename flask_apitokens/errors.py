@@ -77,6 +77,12 @@ class InvalidToken(Unauthorized):
     message = "The credential is not valid, has expired or was revoked."
 
 
+class ForeignCredential(InvalidToken):
+    """A credential that is not in the extension's format (no prefix and checksum
+    of ours, not a user-token of ours): the extension's views refuse it like any
+    bad token, and Flask-Login's request loader hands it on to the host's own."""
+
+
 class InvalidCredentials(Unauthorized):
     code = "invalid_credentials"
     message = "The account name or password is wrong."
@@ -129,6 +135,21 @@ class NotFound(APITokensError):
     status = 404
     code = "not_found"
     message = "Not found."
+
+
+class Conflict(APITokensError):
+    status = 409
+    code = "conflict"
+    message = "The request conflicts with the current state of the resource."
+
+
+class TokenReused(Conflict):
+    """A token that was already rotated was rotated again: a copy of it is in
+    someone else's hands, so its whole family was revoked."""
+
+    code = "token_reused"
+    message = ("This token was already rotated, so a copy of it is in use elsewhere: "
+               "it and every token rotated from it or made with them were revoked.")
 
 
 class BadGateway(APITokensError):

@@ -66,8 +66,14 @@ def build_models(db: Any, user_model: Any) -> Models:
         last_used_ip = sa.Column(sa.String(45), nullable=True)
         revoked_at = sa.Column(sa.DateTime, nullable=True)
         expiry_notified_at = sa.Column(sa.DateTime, nullable=True)
-        #: The token this one replaced (rotation) or came from (an OAuth2 family).
+        #: The credential this one was made with (a token minting a token, an OAuth2
+        #: access token's app minting one) or whose family it belongs to (OAuth2:
+        #: the family's first refresh token). Revoking a row revokes its children,
+        #: and a child never expires after the parent it was made with.
         parent_id = sa.Column(sa.String(16), nullable=True, index=True)
+        #: The token this one was rotated into (``POST /api/tokens/<id>/rotate``).
+        #: Set once: rotating it again is reuse and revokes the whole family.
+        replaced_by = sa.Column(sa.String(16), nullable=True, index=True)
         #: The OAuth2 client a token was issued to.
         client_id = sa.Column(sa.String(64), nullable=True, index=True)
 

@@ -175,7 +175,9 @@ class TokenService:
                 public_id = verify(text)
                 if public_id is not None:
                     return self._check(public_id, None, USER_TOKEN, ip)
-        raise self._refuse("malformed")
+        # Not one of ours: the caller decides (a view refuses it, the request
+        # loader hands it to the host's own). No signal here: it may be the host's.
+        raise errors.ForeignCredential()
 
     def _refuse(self, reason: str) -> errors.InvalidToken:
         signals.authentication_failed.send(self.app, method="token", reason=reason, login=None)
@@ -254,11 +256,14 @@ class TokenService:
     def issue(self, user: Any, *, via: str, method: str | None = None, kind: str = TOKEN, name: str = "",
               scopes: Iterable[str] = (),
               expires_in: int | None = DEFAULT, ip: str | None = None, client_id: str | None = None,
-              parent_id: str | None = None, public_id: str | None = None, commit: bool = True) -> IssuedToken:
+              parent_id: str | None = None, not_after: dt.datetime | None = None, public_id: str | None = None,
+              commit: bool = True) -> IssuedToken:
         """Make a credential for ``user`` and store its digest. ``via`` says how it
         was issued (shown to its owner); ``method`` names the expiry setting when it
         differs from ``via`` (e.g. ``provider`` for ``via="github"``). ``expires_in``
         is seconds (None: never, within the cap); by default, the method's expiry.
+        ``parent_id`` names the credential it was made with, and ``not_after`` caps
+        its expiry (a child never outlives its parent).
         For ``user-token`` records no secret is made (``token`` is empty)."""
         if not isinstance(name, str) or len(name) > 200:
             raise errors.BadRequest("name must be text of at most 200 characters.")
@@ -267,6 +272,8 @@ class TokenService:
         now = utcnow()
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # the precision of expiresOn
         expires_at = now + dt.timedelta(seconds=seconds) if seconds is not None else None
+        if not_after is not None and (expires_at is None or expires_at > not_after):
+            expires_at = not_after
         if kind == USER_TOKEN:
             plain, public_id, digest = "", public_id or crypto.new_public_id(), None
         else:
@@ -338,36 +345,50 @@ class TokenService:
 
     def revoke(self, token_ids: Iterable[str], *, user_id: Any = None, kinds: Iterable[str] | None = None,
                reason: str = "revoked") -> list[str]:
-        """Revoke the given credentials (of ``user_id``, of one of ``kinds``, when
-        given), and everything that came from them (rotations, OAuth2 families).
-        Returns the ids revoked."""
+        """Revoke the given credentials (of ``user_id``; live ones of ``kinds``, when
+        given) and their lineage: every credential made with them (``parent_id``),
+        and the whole rotation family of each (``replaced_by``, both ways), however
+        deep and whatever state the rows between are in. Returns the ids revoked."""
         T = self.models.Token
         ids = [token_id for token_id in token_ids if crypto.is_public_id(token_id)]
-        where = [T.revoked_at.is_(None)]
-        if user_id is not None:
-            where.append(T.user_id == user_id)
+        owned = [T.user_id == user_id] if user_id is not None else []
         if ids and kinds is not None:
             ids = list(self.db.session.execute(
-                sa.select(T.id).where(*where, T.id.in_(ids), T.kind.in_(list(kinds)))).scalars())
+                sa.select(T.id).where(*owned, T.revoked_at.is_(None), T.id.in_(ids), T.kind.in_(list(kinds)))
+            ).scalars())
         if not ids:
             return []
-        now = utcnow()
-        revoked: list[str] = []
         session = self.db.session
-        while ids:
-            found = session.execute(
-                sa.select(T.id).where(*where).where(sa.or_(T.id.in_(ids), T.parent_id.in_(ids)))
-            ).scalars().all()
-            found = [i for i in found if i not in revoked]
-            if not found:
-                break
-            session.execute(sa.update(T).where(T.id.in_(found)).values(revoked_at=now))
-            revoked += found
-            ids = found
+        lineage = self._lineage(ids, owned)
+        live = set(session.execute(
+            sa.select(T.id).where(T.id.in_(lineage), T.revoked_at.is_(None))).scalars())
+        revoked = [token_id for token_id in lineage if token_id in live]
+        if revoked:
+            session.execute(sa.update(T).where(T.id.in_(revoked), T.revoked_at.is_(None))
+                            .values(revoked_at=utcnow()).execution_options(synchronize_session=False))
         self.commit()
         if revoked:
             signals.token_revoked.send(self.app, token_ids=revoked, user_id=user_id, reason=reason)
         return revoked
+
+    def _lineage(self, ids: list[str], owned: list[Any]) -> list[str]:
+        """``ids`` and every row linked to them downwards (children) or through a
+        rotation (successor and predecessor), in the order found."""
+        T = self.models.Token
+        found = list(dict.fromkeys(ids))
+        seen = set(found)
+        frontier = found
+        while frontier:
+            rows = self.db.session.execute(
+                sa.select(T.id, T.replaced_by).where(
+                    *owned, sa.or_(T.id.in_(frontier), T.parent_id.in_(frontier), T.replaced_by.in_(frontier)))
+            ).all()
+            new = [token_id for pair in rows for token_id in pair if token_id is not None and token_id not in seen]
+            new = list(dict.fromkeys(new))
+            seen.update(new)
+            found += new
+            frontier = new
+        return found
 
     def revoke_all(self, user_id: Any, *, kinds: Iterable[str] = PERSONAL_KINDS, reason: str = "revoked") -> list[str]:
         T = self.models.Token
@@ -376,37 +397,111 @@ class TokenService:
         ).scalars().all()
         return self.revoke(ids, user_id=user_id, reason=reason)
 
-    def rotate(self, token_id: str, *, user: Any, ip: str | None = None) -> IssuedToken:
+    def rotate(self, token_id: str, *, user: Any, ip: str | None = None,
+               presenter: TokenInfo | None = None) -> IssuedToken:
         """A new token with the same name, scopes and lifetime; the old one keeps
-        working for APITOKENS_ROTATION_GRACE seconds."""
+        working for APITOKENS_ROTATION_GRACE seconds.
+
+        ``presenter`` is the credential the request came with (None: a session,
+        which holds every scope). It must hold every scope of the token, else 403
+        and nothing changes; the new token is then its child. A token rotates
+        once: rotating it again means a copy is in use elsewhere, so its whole
+        family is revoked and 409 ``token_reused`` raised."""
         user_id = self.users.user_id(user)
         # API keys are the administrator's: their holder may neither revoke nor rotate them.
         row = self.get(token_id, user_id=user_id, kinds=(TOKEN,))
+        if row is None:
+            raise errors.NotFound("No such token.", code="token_not_found")
+        if presenter is not None and not presenter.scopes.issuperset(row.scope_list):
+            missing = " ".join(sorted(set(row.scope_list) - presenter.scopes))
+            raise errors.InsufficientScope(f"Rotating this token needs every scope it has; missing: {missing}.")
+        if row.replaced_by is not None:
+            self._reused(row.id, user_id)
         now = utcnow()
-        if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+        if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
             raise errors.NotFound("No such token.", code="token_not_found")
         lifetime = None
         if row.expires_at is not None:
             lifetime = max(1, int((row.expires_at - row.created_at).total_seconds()))
+        # The new token keeps the old one's place in its lineage, and when another
+        # token made it, it is that token's child too: it never outlives either.
+        T = self.models.Token
+        parent_id = row.parent_id
+        ends = [self.db.session.execute(sa.select(T.expires_at).where(T.id == row.parent_id)).scalar()
+                if row.parent_id else None]
+        if presenter is not None and presenter.id != row.id:
+            parent_id = presenter.id
+            ends.append(presenter.expires_at)
+        not_after = min((end for end in ends if end is not None), default=None)
         issued = self.issue(user, via=row.via, kind=row.kind, name=row.name, scopes=row.scope_list,
-                            expires_in=lifetime, ip=ip, commit=False)
+                            expires_in=lifetime, ip=ip, parent_id=parent_id, not_after=not_after, commit=False)
         grace_end = now + dt.timedelta(seconds=self.settings["ROTATION_GRACE"])
-        if row.expires_at is None or row.expires_at > grace_end:
-            row.expires_at = grace_end
+        expires_at = grace_end if row.expires_at is None or row.expires_at > grace_end else row.expires_at
+        # Conditional, so that of two concurrent rotations only one succeeds.
+        claimed = self.db.session.execute(
+            sa.update(T).where(T.id == row.id, T.replaced_by.is_(None))
+            .values(replaced_by=issued.info.id, expires_at=expires_at)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if claimed != 1:
+            self.db.session.rollback()
+            self._reused(row.id, user_id)
         self.commit()
         return issued
 
+    def _reused(self, token_id: str, user_id: Any) -> None:
+        """A rotated token was rotated again: revoke its family, then refuse."""
+        self.revoke([token_id], user_id=user_id, reason="rotation_reuse")
+        raise errors.TokenReused()
+
     def purge_expired(self, *, revoked_older_than_days: int = 0) -> int:
-        """Delete expired credentials, and revoked ones older than the given age.
+        """Delete expired credentials, and revoked ones older than the given age,
+        except what reuse detection still needs: a rotated refresh token while
+        any member of its OAuth2 family is live, and a rotated API token while
+        any token it was rotated into (however many rotations on) is live.
         Returns how many rows went."""
         T = self.models.Token
         now = utcnow()
         cutoff = now - dt.timedelta(days=revoked_older_than_days)
-        result = self.db.session.execute(
-            sa.delete(T).where(sa.or_(T.expires_at <= now, T.revoked_at <= cutoff))
-        )
+        session = self.db.session
+        dead = sa.or_(T.expires_at <= now, T.revoked_at <= cutoff)
+        keep = self._rotated_with_live_successors(now, dead)
+        live = self.models.token_table.alias("live")
+        family = sa.func.coalesce(T.parent_id, T.id)
+        family_lives = sa.exists().where(
+            live.c.revoked_at.is_(None), sa.or_(live.c.expires_at.is_(None), live.c.expires_at > now),
+            sa.or_(live.c.id == family, live.c.parent_id == family))
+        query = sa.delete(T).where(dead, sa.not_(sa.and_(T.kind == REFRESH, family_lives)))
+        if keep:
+            query = query.where(T.id.not_in(keep))
+        result = session.execute(query.execution_options(synchronize_session=False))
         self.commit()
         return result.rowcount or 0
+
+    def _rotated_with_live_successors(self, now: dt.datetime, dead: Any) -> set[str]:
+        """Ids of purgeable rotated tokens whose chain of successors holds a live one."""
+        T = self.models.Token
+        session = self.db.session
+        chains = dict(session.execute(sa.select(T.id, T.replaced_by).where(dead, T.replaced_by.is_not(None))).all())
+        keep: set[str] = set()
+        heads = dict(chains)  # rotated token -> the successor being looked at
+        for _ in range(1000):  # rotations only point to newer rows; bounded all the same
+            if not heads:
+                break
+            rows = {found.id: found for found in session.execute(
+                sa.select(T.id, T.replaced_by, T.revoked_at, T.expires_at).where(T.id.in_(set(heads.values())))
+            ).all()}
+            following: dict[str, str] = {}
+            for origin, successor_id in heads.items():
+                successor = rows.get(successor_id)
+                if successor is None:
+                    continue
+                if successor.revoked_at is None and (successor.expires_at is None or successor.expires_at > now):
+                    keep.add(origin)
+                elif successor.replaced_by is not None:
+                    following[origin] = successor.replaced_by
+            heads = following
+        return keep | set(heads)  # a chain too long to follow is kept, not guessed dead
 
     def notify_expiring(self) -> list[TokenInfo]:
         """Send ``token_expiring`` once for each live credential that expires

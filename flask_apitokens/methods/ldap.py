@@ -27,6 +27,7 @@ from flask import Blueprint, Flask, Response, current_app
 
 from .. import errors
 from .. import openapi as oa
+from ..config import BUILTIN_SCOPES
 from ..credentials import state
 from ..ratelimit import rate_limited
 from ..views.common import (
@@ -248,14 +249,14 @@ def group_scopes(groups: frozenset[str], mapping: dict[str, Any]) -> set[str]:
 def token_scopes(requested: list[str], entry: DirectoryUser) -> list[str]:
     """Without a group mapping: what was asked for (any declared scope). With one:
     every scope the user's groups grant when none is asked for, else what was
-    asked for, each of which the groups (or the built-in ``tokens``) must grant."""
+    asked for, each of which the groups (or a built-in scope: ``tokens``, ``login``) must grant."""
     mapping = state().settings["LDAP_GROUP_SCOPES"]
     if not mapping:
         return requested
     allowed = group_scopes(entry.groups, mapping)
     if not requested:
         return sorted(allowed)
-    denied = sorted(set(requested) - allowed - {"tokens"})
+    denied = sorted(set(requested) - allowed - set(BUILTIN_SCOPES))
     if denied:
         raise errors.InsufficientScope(f"Your directory groups do not grant the scope {denied[0]!r}.")
     return requested

@@ -4,58 +4,43 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 from flask_login import current_user
 
 from .. import errors
 from .. import openapi as oa
 from ..credentials import authenticate_request, state
 from ..ratelimit import rate_limited
-from ..views.common import issue_options, read_body, token_response
+from ..views.common import issue_options, read_body, refuse_cross_site, token_response
 
 if TYPE_CHECKING:
     from ..extension import State
-
-
-def is_cross_site(trusted: list[str]) -> bool:
-    """True when a browser says this request comes from another site, so a
-    cookie-authenticated request must not mint a token for its visitor.
-    Requests without ``Origin`` (curl, scripts) are not cross-site."""
-    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
-        return True
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return False
-    if origin in trusted:
-        return False
-    parts = urlsplit(origin)
-    return (parts.scheme, parts.netloc) != (request.scheme, request.host)
 
 
 @rate_limited()
 def create_session_token() -> Response:
     body = read_body()
     presented = authenticate_request()
-    settings = state().settings
     within: Any = None
+    lineage: dict[str, Any] = {}
     if presented is not None:
-        # A token may mint another only with the ``tokens`` scope, and never a wider one.
+        # A token may mint another only with the ``tokens`` scope, and never a wider
+        # one; the new token is its child: revoked with it, never outliving it.
         if "tokens" not in presented.scopes:
             raise errors.InsufficientScope("Making a token with a token needs the 'tokens' scope.")
         within = presented.scopes
+        lineage = {"parent_id": presented.id, "not_after": presented.expires_at}
         user = state().users.get(presented.user_id)
     else:
-        if is_cross_site(settings["TRUSTED_ORIGINS"]):
-            raise errors.Forbidden("Cross-site requests cannot make tokens.", code="cross_site_request")
+        refuse_cross_site("make tokens")
         if not current_user.is_authenticated:
             raise errors.Unauthorized("Log in first: this route makes a token for the logged-in user.")
         user = current_user._get_current_object()
     options = issue_options(body)
     service = state().service
     options["scopes"] = service.check_scopes(options["scopes"], within=within)
-    issued = service.issue(user, via="session", **options)
+    issued = service.issue(user, via="session", **options, **lineage)
     return token_response(issued)
 
 

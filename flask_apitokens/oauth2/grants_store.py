@@ -4,6 +4,8 @@
   (client id and name, scopes approved, first and last approval, live tokens).
 - :func:`revoke_app` ``(user, client_id)`` -> ids of the tokens revoked; forgets
   the approval, so the app must ask again.
+- :func:`forget_user` ``(user_id)``: every approval of the person goes, and
+  their codes not yet exchanged are spent (log out everywhere).
 """
 
 from __future__ import annotations
@@ -87,3 +89,16 @@ def revoke_app(user: Any, client_id: str, *, state: Any = None) -> list[str]:
     state.db.session.execute(sa.delete(Grant).where(Grant.user_id == user_id, Grant.client_id == client_id))
     state.service.commit()
     return revoked
+
+
+def forget_user(user_id: Any, *, state: Any = None) -> None:
+    """Forget every app ``user_id`` approved, and spend their authorization
+    codes not yet exchanged (marked used, so an app presenting one gets
+    ``invalid_grant``). Their tokens are revoked by the caller."""
+    state = state or current_state()
+    models = state.oauth2_models
+    session = state.db.session
+    session.execute(sa.delete(models.Grant).where(models.Grant.user_id == user_id))
+    session.execute(sa.update(models.Code).where(models.Code.user_id == user_id, models.Code.used_at.is_(None))
+                    .values(used_at=utcnow()).execution_options(synchronize_session=False))
+    state.service.commit()

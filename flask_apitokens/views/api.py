@@ -12,8 +12,8 @@ from .. import errors
 from .. import openapi as oa
 from ..credentials import get_current_token, state
 from ..decorators import require_credential
-from ..service import PERSONAL_KINDS
-from .common import json_blueprint, token_response
+from ..service import PERSONAL_KINDS, REFRESH
+from .common import json_blueprint, refuse_cross_site, token_response
 
 if TYPE_CHECKING:
     from ..extension import State
@@ -47,8 +47,17 @@ def list_tokens() -> Response:
     return jsonify(tokens=[info.to_json() for info in tokens])
 
 
+def _changing_caller() -> tuple[Any, Any]:
+    """_caller for the routes that change credentials: a cookie session from
+    another site is refused, as on ``POST /api/token``."""
+    user, info = _caller(_TOKENS_SCOPE)
+    if info is None:
+        refuse_cross_site("change tokens")
+    return user, info
+
+
 def revoke_token(token_id: str) -> Response:
-    user, _ = _caller(_TOKENS_SCOPE)
+    user, _ = _changing_caller()
     # API keys are the administrator's to revoke, not their holder's.
     revoked = state().service.revoke([token_id], user_id=state().users.user_id(user), kinds=PERSONAL_KINDS)
     if not revoked:
@@ -57,13 +66,22 @@ def revoke_token(token_id: str) -> Response:
 
 
 def revoke_all_tokens() -> Response:
-    user, _ = _caller(_TOKENS_SCOPE)
-    return jsonify(revoked=state().service.revoke_all(state().users.user_id(user), reason="logout_everywhere"))
+    """Log out everywhere: every credential of the person (OAuth2 refresh tokens
+    too, found by their own rows, not through access tokens a purge may have
+    removed), and every OAuth2 approval and code not yet exchanged."""
+    user, _ = _changing_caller()
+    st = state()
+    user_id = st.users.user_id(user)
+    revoked = st.service.revoke_all(user_id, kinds=(*PERSONAL_KINDS, REFRESH), reason="logout_everywhere")
+    from ..oauth2.grants_store import forget_user
+
+    forget_user(user_id, state=st)
+    return jsonify(revoked=revoked)
 
 
 def rotate_token(token_id: str) -> Response:
-    user, _ = _caller(_TOKENS_SCOPE)
-    issued = state().service.rotate(token_id, user=user, ip=request.remote_addr)
+    user, info = _changing_caller()
+    issued = state().service.rotate(token_id, user=user, ip=request.remote_addr, presenter=info)
     return token_response(issued, id=issued.info.id, replaces=token_id)
 
 

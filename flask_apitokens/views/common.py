@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import sqlalchemy as sa
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
@@ -197,3 +197,25 @@ def token_response(issued: Any, status: int = 200, **extra: Any) -> Response:
     response = jsonify(token=issued.token, expiresOn=iso(issued.info.expires_at), **extra)
     response.status_code = status
     return no_store(response)
+
+
+def is_cross_site(trusted: list[str]) -> bool:
+    """True when a browser says this request comes from another site, so a
+    cookie-authenticated request must not make or change a credential for its
+    visitor. Requests without ``Origin`` (curl, scripts) are not cross-site."""
+    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+        return True
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return False
+    if origin in trusted:
+        return False
+    parts = urlsplit(origin)
+    return (parts.scheme, parts.netloc) != (request.scheme, request.host)
+
+
+def refuse_cross_site(what: str) -> None:
+    """403 ``cross_site_request`` for a cookie-authenticated request from another
+    site (APITOKENS_TRUSTED_ORIGINS excepted)."""
+    if is_cross_site(state().settings["TRUSTED_ORIGINS"]):
+        raise errors.Forbidden(f"Cross-site requests cannot {what}.", code="cross_site_request")
