@@ -63,9 +63,10 @@ def test_a_bad_token_is_refused_even_with_a_session(client: Any, user: Any) -> N
     assert client.get("/either", headers=auth("apt_bogus")).status_code == 401
 
 
-def test_flask_login_views_accept_tokens_through_the_request_loader(client: Any, user: Any,
-                                                                   issue: Callable[..., str]) -> None:
-    assert client.get("/flask-login", headers=auth(issue(user))).json == {"user": "alice"}
+def test_flask_login_views_accept_tokens_with_login_through_the_request_loader(client: Any, user: Any,
+                                                                              issue: Callable[..., str]) -> None:
+    assert client.get("/flask-login", headers=auth(issue(user, scopes=["login"]))).json == {"user": "alice"}
+    assert client.get("/flask-login", headers=auth(issue(user))).status_code == 401  # no login scope: no user
     assert client.get("/flask-login", headers=auth("apt_bogus")).status_code == 401
 
 
@@ -200,7 +201,7 @@ def test_flask_login_set_up_after_the_extension_still_gets_the_loader(tmp_path: 
 
     with app.app_context():
         hostapp.db.create_all()
-        token = app.extensions["apitokens"].service.issue(hostapp.make_user("late"), via="cli").token
+        token = app.extensions["apitokens"].service.issue(hostapp.make_user("late"), via="cli", scopes=["login"]).token
         assert app.test_client().get("/who", headers=auth(token)).json == {"user": "late"}
         # The set-up hooks ran once and are gone: host requests do not pay for them.
         assert not [hook for hook in app.before_request_funcs.get(None, [])

@@ -48,7 +48,10 @@ def test_login_page_session_token_and_protected_views(demo: Flask) -> None:
     assert anonymous.get("/api/data").status_code == 401
     data = anonymous.get("/api/data", headers={"Authorization": f"token {token}"})
     assert data.status_code == 200 and data.json["owner"] == "dana"
-    page = anonymous.get("/data", headers={"Authorization": f"token {token}"})
+    # The page of data is @login_required: a data:read token is no user there, one with login is.
+    assert anonymous.get("/data", headers={"Authorization": f"token {token}"}).status_code == 302
+    login_token = client.post("/api/token", json={"scopes": ["login"]}).json["token"]
+    page = anonymous.get("/data", headers={"Authorization": f"token {login_token}"})
     assert page.status_code == 200 and b"Quarterly report" in page.data
     assert anonymous.get("/data").status_code == 302  # to the login page
 

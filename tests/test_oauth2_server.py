@@ -411,7 +411,7 @@ def test_metadata_document(served: Served) -> None:
     assert doc["introspection_endpoint"] == served.url + "/oauth/introspect"
     assert doc["code_challenge_methods_supported"] == ["S256"]
     assert doc["grant_types_supported"] == ["authorization_code", "refresh_token"]
-    assert set(doc["scopes_supported"]) == {"tokens", "reports:read", "reports:write"}
+    assert set(doc["scopes_supported"]) == {"tokens", "login", "reports:read", "reports:write"}
 
 
 # -- hostile and malformed requests -----------------------------------------------------
