@@ -109,7 +109,8 @@ def register_views(app: Flask) -> None:
     @app.get("/data")
     @login_required
     def data_page() -> Any:
-        """An HTML page: a session cookie or, through the request loader, a token."""
+        """An HTML page: a session cookie or, through the request loader, a
+        credential that carries the built-in ``login`` scope."""
         return render_template("data.html", items=_data())
 
     @app.get("/api/data")
