@@ -50,7 +50,8 @@ ERROR_TEXT = {
     401: "No credential, or one that is not accepted; carries WWW-Authenticate.",
     403: "The credential may not do this (insufficient_scope, cross_site_request).",
     404: "No such resource.",
-    409: "The outside account conflicts with a local one (account_conflict).",
+    409: "A conflict with the current state: an outside account with a local one (account_conflict), "
+         "a token rotated again (token_reused: its family was revoked).",
     413: "The body is larger than APITOKENS_MAX_BODY_SIZE; it is not read.",
     415: "The body is neither JSON nor a form (or not JSON where only JSON is taken).",
     429: "Too many attempts from this address or for this account; see Retry-After.",

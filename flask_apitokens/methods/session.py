@@ -52,7 +52,8 @@ def register(blueprint: Blueprint, state: State) -> None:
 #: The route, for the OpenAPI document (see :mod:`flask_apitokens.openapi`).
 OPENAPI = {"/token": {"post": oa.operation(
     "A token for the logged-in user", tag="issue", security=oa.SESSION_OR_CREDENTIAL,
-    description="A session cookie (not cross-site), or a token with the 'tokens' scope (never a wider one).",
+    description="A session cookie (not cross-site), or a token with the 'tokens' scope (never a wider one); "
+                "a token made with a token is its child: revoked with it, never expiring after it.",
     body=oa.credential_body(dict(oa.ISSUE_FIELDS), required=[]),
     responses={200: oa.json_response("The new token, shown once", oa.ref("IssuedToken"))},
     errors=(400, 401, 403, 413, 415, 429, 503),

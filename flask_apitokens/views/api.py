@@ -107,6 +107,7 @@ _ME = {"type": "object", "required": ["person_id", "username", "email", "token"]
     "token": {"oneOf": [oa.ref("TokenInfo"), {"type": "null"}]}}}
 _TOKEN_ID_PARAMETER = [{"name": "token_id", "in": "path", "required": True, "schema": oa.TEXT}]
 _MANAGE = "A session cookie, or a credential with the 'tokens' scope."
+_CHANGE = _MANAGE + " A cookie-session request from another site is refused (403 cross_site_request)."
 
 #: The routes of this module, for the OpenAPI document (see :mod:`flask_apitokens.openapi`).
 OPENAPI = {
@@ -122,22 +123,26 @@ OPENAPI = {
             responses={200: oa.json_response("The tokens", _TOKEN_LIST)}, errors=(401, 403, 503),
         ),
         "delete": oa.operation(
-            "Revoke all of the caller's tokens (log out everywhere)", tag="manage",
-            security=oa.SESSION_OR_CREDENTIAL, description=_MANAGE,
+            "Log out everywhere: revoke every token, user-token and OAuth2 access and refresh token of the "
+            "caller, forget the OAuth2 apps they approved and spend their codes (API keys stay)", tag="manage",
+            security=oa.SESSION_OR_CREDENTIAL, description=_CHANGE,
             responses={200: oa.json_response("The ids revoked", _REVOKED)}, errors=(401, 403, 503),
         ),
     },
     "/tokens/{token_id}": {"delete": oa.operation(
-        "Revoke one of the caller's tokens, and the tokens made from it", tag="manage",
-        security=oa.SESSION_OR_CREDENTIAL, description=_MANAGE, parameters=_TOKEN_ID_PARAMETER,
+        "Revoke one of the caller's tokens, the tokens made with it and its whole rotation family", tag="manage",
+        security=oa.SESSION_OR_CREDENTIAL, description=_CHANGE, parameters=_TOKEN_ID_PARAMETER,
         responses={200: oa.json_response("The ids revoked", _REVOKED)}, errors=(401, 403, 404, 503),
     )},
     "/tokens/{token_id}/rotate": {"post": oa.operation(
         "A new token with the same name and scopes; the old one works for APITOKENS_ROTATION_GRACE seconds",
-        tag="manage", security=oa.SESSION_OR_CREDENTIAL, description=_MANAGE, parameters=_TOKEN_ID_PARAMETER,
+        tag="manage", security=oa.SESSION_OR_CREDENTIAL, parameters=_TOKEN_ID_PARAMETER,
+        description=_CHANGE + " A credential must hold every scope of the token rotated (else 403 "
+                    "insufficient_scope; nothing changes), and the new token is its child. A token rotates "
+                    "once: rotating it again is 409 token_reused, and its whole family is revoked.",
         responses={200: oa.json_response("The new token, shown once", {
             "allOf": [oa.ref("IssuedToken"), {"type": "object", "required": ["id", "replaces"],
                                               "properties": {"id": oa.TEXT, "replaces": oa.TEXT}}]})},
-        errors=(401, 403, 404, 503),
+        errors=(401, 403, 404, 409, 503),
     )},
 }
