@@ -96,8 +96,7 @@ def _foreign_refused(environ: dict[str, Any]) -> None:
     of the extension's views refuses a credential that is not in its format."""
     if not environ.get(_FOREIGN_SIGNALLED):
         environ[_FOREIGN_SIGNALLED] = True
-        signals.authentication_failed.send(current_app._get_current_object(), method="token",
-                                           reason="malformed", login=None)
+        signals.authentication_failed.send(state().app, method="token", reason="malformed", login=None)
 
 
 def get_current_token() -> TokenInfo | None:

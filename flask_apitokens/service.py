@@ -19,7 +19,7 @@ request.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -371,11 +371,11 @@ class TokenService:
             signals.token_revoked.send(self.app, token_ids=revoked, user_id=user_id, reason=reason)
         return revoked
 
-    def _lineage(self, ids: list[str], owned: list[Any]) -> list[str]:
+    def _lineage(self, ids: Sequence[str], owned: Sequence[Any]) -> Sequence[str]:
         """``ids`` and every row linked to them downwards (children) or through a
         rotation (successor and predecessor), in the order found."""
         T = self.models.Token
-        found = list(dict.fromkeys(ids))
+        found = [*dict.fromkeys(ids)]
         seen = set(found)
         frontier = found
         while frontier:
@@ -383,8 +383,8 @@ class TokenService:
                 sa.select(T.id, T.replaced_by).where(
                     *owned, sa.or_(T.id.in_(frontier), T.parent_id.in_(frontier), T.replaced_by.in_(frontier)))
             ).all()
-            new = [token_id for pair in rows for token_id in pair if token_id is not None and token_id not in seen]
-            new = list(dict.fromkeys(new))
+            new = [*dict.fromkeys(token_id for pair in rows for token_id in pair
+                                  if token_id is not None and token_id not in seen)]
             seen.update(new)
             found += new
             frontier = new
