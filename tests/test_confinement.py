@@ -307,10 +307,15 @@ def as_bearer(served: Served, path: str, token: str, method: str = "get", **opti
                             **options)
 
 
+def test_an_oauth2_token_whose_consent_said_nothing_of_login_is_no_user(served: Served) -> None:
+    _, token = oauth_tokens(served, register("reports:read"), "reports:read")
+    assert as_bearer(served, "/reports", token["access_token"]).json()["user"] == "alice"
+    assert as_bearer(served, "/flask-login", token["access_token"]).status_code == 401
+
+
 def test_an_oauth2_token_logs_in_only_when_login_was_approved(served: Served) -> None:
     reader = register("reports:read", "login")
     _, token = oauth_tokens(served, reader, "reports:read")
-    assert as_bearer(served, "/reports", token["access_token"]).json()["user"] == "alice"
     assert as_bearer(served, "/flask-login", token["access_token"]).status_code == 401
 
     session = oauth_session(reader, scope="reports:read login")
