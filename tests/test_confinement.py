@@ -228,6 +228,19 @@ def test_a_token_made_with_a_token_is_its_child(app: Flask, client: Any, user: A
     assert client.get("/reports", headers=auth(made.json["token"])).status_code == 401
 
 
+def test_a_user_token_mints_no_token_that_outlives_it(app: Flask, client: Any, user: Any) -> None:
+    basic = {"Authorization": "Basic " + __import__("base64").b64encode(b"alice:pw-correct").decode()}
+    jwt = client.post("/api/user-token", headers=basic, json={"scopes": ["tokens", "reports:read"]}).json["user-token"]
+    made = client.post("/api/token", headers={"Authorization": f"Bearer {jwt}"},
+                       json={"scopes": ["reports:read"], "expires_in": 365 * 86400})
+    assert made.status_code == 200
+    record = next(r for r in token_rows(app) if r.kind == "user-token")
+    child = row(app, tid(made.json["token"]))
+    assert child.parent_id == record.id and child.expires_at == record.expires_at  # 24 hours, not a year
+    app.extensions["apitokens"].service.revoke([record.id])
+    assert client.get("/reports", headers=auth(made.json["token"])).status_code == 401
+
+
 def test_a_never_expiring_child_of_an_expiring_parent_gets_its_expiry(make_app: Callable[..., Flask]) -> None:
     app = make_app(APITOKENS_MAX_LIFETIME=None, APITOKENS_SESSION_EXPIRES_IN=None)
     with app.app_context():
