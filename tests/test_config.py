@@ -57,8 +57,8 @@ def test_secret_key_fallbacks_become_pepper_fallbacks() -> None:
     assert loaded.pepper_fallbacks == (config.crypto.derive_key("an older secret key", "pepper"),)
 
 
-def test_builtin_scope_is_always_there() -> None:
-    assert set(settings(APITOKENS_SCOPES={"a:b": "A."}).scopes) == {"tokens", "a:b"}
+def test_builtin_scopes_are_always_there() -> None:
+    assert set(settings(APITOKENS_SCOPES={"a:b": "A."}).scopes) == {"tokens", "login", "a:b"}
 
 
 def test_second_init_app_raises(tmp_path) -> None:  # type: ignore[no-untyped-def]
