@@ -6,12 +6,18 @@ Receivers get keyword arguments; a token is described by a :class:`~flask_apitok
 - ``token_issued``: ``token`` (TokenInfo), ``user_id``, ``via``.
 - ``token_used``: ``token`` (TokenInfo). Sent when the last-used time is written,
   so at most once per token per ``APITOKENS_LAST_USED_INTERVAL``.
-- ``token_revoked``: ``token_ids`` (list), ``user_id``, ``reason``.
+- ``token_revoked``: ``token_ids`` (list: the credentials named and their
+  lineage, see :meth:`~flask_apitokens.service.TokenService.revoke`), ``user_id``,
+  ``reason`` (e.g. ``revoked``, ``logout_everywhere``, ``rotation_reuse`` when a
+  rotated token was rotated again, ``refresh_reuse``, ``code_replay``, ``app_revoked``).
 - ``token_expiring``: ``token`` (TokenInfo), ``user_id``; sent once per token,
   ``APITOKENS_EXPIRY_WARNING_DAYS`` before it expires, by ``flask apitokens notify-expiring``
   (and by ``purge-expired``), so the host can tell the owner.
 - ``authentication_failed``: ``method`` (e.g. ``token``, ``userpass``), ``reason``
-  (a code), ``login`` (the account name tried, if any; never a password).
+  (a code), ``login`` (the account name tried, if any; never a password). A
+  credential that is not in the extension's format is reported (``malformed``)
+  only when one of the extension's views refuses it, not when Flask-Login's
+  request loader hands it on to the host's own loader.
 """
 
 from __future__ import annotations
