@@ -461,3 +461,28 @@ def test_denying_a_login_request_on_the_consent_page_gives_nothing(served: Serve
     assert "error=access_denied" in location
     assert re.search(r"code=", location) is None
     assert token_rows(served.app) == []
+
+
+def test_two_concurrent_rotations_of_one_token_give_one_token_and_end_the_family(served: Served) -> None:
+    import threading
+
+    alice = hostapp.db.session.execute(sa.select(hostapp.User)).scalar_one()
+    token = served.app.extensions["apitokens"].service.issue(alice, via="cli", scopes=["reports:read", "tokens"])
+    barrier = threading.Barrier(2)
+    answers: list[requests.Response] = []
+
+    def rotate() -> None:
+        barrier.wait()
+        answers.append(as_bearer(served, f"/api/tokens/{token.info.id}/rotate", token.token, method="post"))
+
+    threads = [threading.Thread(target=rotate) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(answer.status_code for answer in answers) == [200, 409], [a.text for a in answers]
+    made = next(answer.json() for answer in answers if answer.status_code == 200)
+    # Only one successor was ever recorded, and the reuse revoked it with the original.
+    assert {r.id for r in token_rows(served.app)} == {token.info.id, made["id"]}
+    assert all(r.revoked_at is not None for r in token_rows(served.app))
+    assert as_bearer(served, "/reports", made["token"]).status_code == 401
