@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from flask import Flask
 
-from . import crypto, errors, signals
+from . import crypto, dberrors, errors, signals
 from .config import Settings
 from .models import Models, utcnow
 from .tokenstore import RawStatement, TokenStoreConnections
@@ -187,7 +187,7 @@ class TokenService:
         try:
             row = self._statements()[0].first({"tid": public_id})
         except sa.exc.DBAPIError as exc:
-            raise errors.ServiceUnavailable("The token store is unavailable; try again shortly.") from exc
+            raise dberrors.unavailable(exc, "the token check") from exc
         if row is None:
             raise self._refuse("unknown")
         (digest, user_id, row_kind, via, name, scopes, created_at,
@@ -310,7 +310,7 @@ class TokenService:
             session.commit()
         except sa.exc.DBAPIError as exc:
             session.rollback()
-            raise errors.ServiceUnavailable("The token store is unavailable; try again shortly.") from exc
+            raise dberrors.unavailable(exc, "a commit") from exc
         issued = session.info.get(_PENDING_ISSUED)
         while issued:
             info, user_id, via = issued.pop(0)

@@ -8,10 +8,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import sqlalchemy as sa
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from .. import errors
+from .. import dberrors, errors
 from ..credentials import state
 
 #: Names of the blueprints made by :func:`json_blueprint`.
@@ -167,9 +167,10 @@ def json_routing_errors(app: Flask, prefix: str) -> None:
 
 
 def _database_error(error: sa.exc.SQLAlchemyError) -> Response:
+    if not dberrors.is_unavailable(error):
+        raise error  # bad SQL is a bug: a 500, not "try again"
     state().db.session.rollback()
-    current_app.logger.warning("flask-apitokens: database error: %s", type(error).__name__)
-    return errors.ServiceUnavailable("The token store is unavailable; try again shortly.").response()
+    return dberrors.unavailable(error, f"{request.method} {request.path}").response()
 
 
 def _limit_body() -> None:
@@ -187,6 +188,7 @@ def json_blueprint(name: str, import_name: str, **options: Any) -> Blueprint:
     blueprint.register_error_handler(HTTPException, http_error)
     blueprint.register_error_handler(sa.exc.OperationalError, _database_error)
     blueprint.register_error_handler(sa.exc.InterfaceError, _database_error)
+    blueprint.register_error_handler(sa.exc.ProgrammingError, _database_error)
     return blueprint
 
 

@@ -20,7 +20,7 @@ from flask import Blueprint, Response, abort, current_app, flash, redirect, rend
 from flask_login import current_user, login_url
 from werkzeug.exceptions import HTTPException
 
-from .. import errors
+from .. import dberrors, errors
 from ..config import DAY
 from ..credentials import read_authorization, state
 from ..models import utcnow
@@ -383,8 +383,10 @@ def service_error(error: errors.APITokensError) -> Any:
 
 
 def database_error(error: sa.exc.SQLAlchemyError) -> Any:
+    if not dberrors.is_unavailable(error):
+        raise error  # bad SQL is a bug: a 500, not "try again"
     state().db.session.rollback()
-    current_app.logger.warning("flask-apitokens: database error on the token page: %s", type(error).__name__)
+    dberrors.log_once(error, f"the token page ({request.method} {request.path})")
     return error_page("Try again shortly", "The token store is unavailable.", 503)
 
 
@@ -410,4 +412,5 @@ def create_blueprint(state: State) -> Blueprint:
     blueprint.register_error_handler(errors.APITokensError, service_error)
     blueprint.register_error_handler(sa.exc.OperationalError, database_error)
     blueprint.register_error_handler(sa.exc.InterfaceError, database_error)
+    blueprint.register_error_handler(sa.exc.ProgrammingError, database_error)
     return blueprint
