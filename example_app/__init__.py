@@ -55,6 +55,10 @@ def create_app(**config: Any) -> Flask:
     app.config.update(
         SQLALCHEMY_DATABASE_URI=os.environ.get("EXAMPLE_DATABASE_URL", f"sqlite:///{instance / 'example.sqlite3'}"),
         APITOKENS_SCOPES=DEMO_SCOPES,
+        # The demo shows every way of issuing, the opt-in ones too.
+        APITOKENS_PASSWORD_EXCHANGE=True,
+        APITOKENS_USER_TOKEN=True,
+        APITOKENS_OAUTH2_SERVER=True,
     )
     app.config.from_prefixed_env()
     app.config.update(config)

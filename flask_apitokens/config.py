@@ -65,10 +65,10 @@ DEFAULTS: dict[str, Any] = {
     "APITOKENS_SESSION_TOKENS": True,
     #: Switch for ``POST /api/authenticate/userpass``.
     "APITOKENS_USERPASS": True,
-    #: Switch for the not-recommended email/password exchange ``POST /api/api_tokens``.
-    "APITOKENS_PASSWORD_EXCHANGE": True,
-    #: Switch for ``POST/GET /api/user-token``.
-    "APITOKENS_USER_TOKEN": True,
+    #: Switch for the not-recommended email/password exchange ``POST /api/api_tokens`` (off: opt in).
+    "APITOKENS_PASSWORD_EXCHANGE": False,
+    #: Switch for user-token JWTs, ``POST/GET /api/user-token`` (off: opt in).
+    "APITOKENS_USER_TOKEN": False,
     #: Key that signs user-token JWTs (HS256). Default: derived from ``SECRET_KEY``.
     "APITOKENS_USER_TOKEN_KEY": None,
     #: Earlier user-token keys, still accepted while a key is rotated.
@@ -89,8 +89,8 @@ DEFAULTS: dict[str, Any] = {
     "APITOKENS_PROVIDER_TIMEOUT": 5,
     #: Link a provider identity to an existing user with the same verified email.
     "APITOKENS_PROVIDER_LINK_BY_EMAIL": False,
-    #: Switch for the OAuth2 authorization server (``/oauth/...``).
-    "APITOKENS_OAUTH2_SERVER": True,
+    #: Switch for the OAuth2 authorization server (``/oauth/...``) (off: opt in).
+    "APITOKENS_OAUTH2_SERVER": False,
     #: Lifetime of OAuth2 access tokens.
     "APITOKENS_OAUTH2_ACCESS_TOKEN_EXPIRES_IN": 3600,
     #: Lifetime of OAuth2 refresh tokens.
@@ -167,11 +167,18 @@ def _duration(values: dict[str, Any], key: str, *, allow_none: bool) -> None:
     values[key] = int(value)
 
 
+#: Shortest key taken, given or used to derive one: a key shorter than this
+#: ("dev", "change me") is guessable, and a guessed pepper or signing key
+#: lets anyone forge user-tokens and test stolen digests offline.
+MIN_KEY_LENGTH = 16
+
+
 def _key_bytes(value: Any, key: str) -> bytes:
     if isinstance(value, str):
         value = value.encode("utf-8")
-    if not isinstance(value, bytes) or len(value) < 16:
-        raise _fail(key, "expected a string or bytes of at least 16 characters")
+    if not isinstance(value, bytes) or len(value) < MIN_KEY_LENGTH:
+        raise _fail(key, f"expected a string or bytes of at least {MIN_KEY_LENGTH} characters "
+                         "(e.g. secrets.token_hex(32))")
     return value
 
 
@@ -250,6 +257,8 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any] | None
             return _key_bytes(values[key], key)
         if not secret_key:
             raise _fail(key, "set it, or set SECRET_KEY to derive it from")
+        # One rule for strength, given or derived: the derived key is as weak as SECRET_KEY.
+        _key_bytes(secret_key, f"SECRET_KEY (which {key} is derived from)")
         return crypto.derive_key(secret_key, purpose)
 
     def fallbacks(key: str, purpose: str, default_source: str) -> tuple[bytes, ...]:
@@ -259,7 +268,9 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any] | None
         keys = [_key_bytes(item, key) for item in given]
         # Follow Flask's SECRET_KEY_FALLBACKS when the key itself is derived.
         if values[default_source] is None:
-            keys += [crypto.derive_key(old, purpose) for old in config.get("SECRET_KEY_FALLBACKS") or ()]
+            old_keys = config.get("SECRET_KEY_FALLBACKS") or ()
+            keys += [crypto.derive_key(_key_bytes(old, f"SECRET_KEY_FALLBACKS (which {key} is derived from)"),
+                                       purpose) for old in old_keys]
         return tuple(keys)
 
     return Settings(

@@ -52,7 +52,13 @@ def read_authorization(header: str | None) -> tuple[str, str] | None:
 
 
 def state() -> State:
-    return cast("State", current_app.extensions["apitokens"])
+    try:
+        return cast("State", current_app.extensions["apitokens"])
+    except KeyError:
+        raise RuntimeError(
+            f"flask-apitokens is not set up on the application {current_app.name!r}: call "
+            "APITokens.init_app(app, db=db, user_model=User) (or APITokens(app, ...)) in your app factory"
+        ) from None
 
 
 def authenticate_request(*, for_loader: bool = False) -> TokenInfo | None:
@@ -108,7 +114,9 @@ def get_current_token() -> TokenInfo | None:
 
 
 #: The credential of the current request, or a falsy proxy (cookie session, none).
-current_token: TokenInfo = cast("TokenInfo", LocalProxy(get_current_token))
+#: Typed as what it holds: test it with ``if current_token:`` (the proxy itself
+#: is never None), or call :func:`get_current_token` for a plain Optional.
+current_token: TokenInfo | None = cast("TokenInfo | None", LocalProxy(get_current_token))
 
 
 def _load_user(user_id: Any) -> Any:

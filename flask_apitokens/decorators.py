@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
 from flask_login import current_user
 
 from . import errors
-from .credentials import authenticate_request, set_lazy_user
+from .credentials import authenticate_request, set_lazy_user, state
 from .service import KEY
+from .startup import SCOPES_ATTRIBUTE
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,6 +25,7 @@ def require_credential(scopes: frozenset[str], *, allow_session: bool = False, k
     """Check the current request's credential; raise an APITokensError if it fails."""
     info = authenticate_request()
     if info is None:
+        state()  # a RuntimeError that says to call init_app, if nobody did
         if allow_session and current_user.is_authenticated:
             return  # a cookie session: scopes do not apply
         raise errors.Unauthorized("An API key is required." if keys_only else "A valid credential is required.")
@@ -38,7 +40,7 @@ def require_credential(scopes: frozenset[str], *, allow_session: bool = False, k
     set_lazy_user(info)
 
 
-def _decorator(view: Callable[..., Any], scopes: frozenset[str], **options: bool) -> Callable[..., Any]:
+def _decorator(view: F, scopes: frozenset[str], **options: bool) -> F:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -47,50 +49,53 @@ def _decorator(view: Callable[..., Any], scopes: frozenset[str], **options: bool
             return error.response()
         return view(*args, **kwargs)
 
-    return wrapper
+    # Checked against APITOKENS_SCOPES before the first request (see startup.py):
+    # a misspelled scope would otherwise answer 403 forever.
+    setattr(wrapper, SCOPES_ATTRIBUTE, scopes)
+    return cast(F, wrapper)
 
 
-def _make(name: str, doc: str, **options: bool) -> Any:
-    @overload
-    def decorate(view: F) -> F: ...
-    @overload
-    def decorate(view: None = None, *, scopes: Iterable[str] = ()) -> Callable[[F], F]: ...
-
-    def decorate(view: Any = None, *, scopes: Iterable[str] = ()) -> Any:
-        if isinstance(scopes, str):
-            scopes = scopes.split()
-        needed = frozenset(scopes)
-        if view is not None:
-            return _decorator(view, needed, **options)
-        return lambda inner: _decorator(inner, needed, **options)
-
-    decorate.__name__ = decorate.__qualname__ = name
-    decorate.__doc__ = doc
-    return decorate
+def _apply(view: F | None, scopes: Iterable[str], **options: bool) -> F | Callable[[F], F]:
+    needed = frozenset(scopes.split() if isinstance(scopes, str) else scopes)
+    if view is not None:
+        return _decorator(view, needed, **options)
+    return lambda inner: _decorator(inner, needed, **options)
 
 
-token_required = _make(
-    "token_required",
+# Each decorator is typed twice (bare and called), so a decorated view keeps its
+# own type under mypy --strict and in an IDE (tests/typing_host.py checks it).
+@overload
+def token_required(view: F) -> F: ...
+@overload
+def token_required(view: None = None, *, scopes: Iterable[str] = ()) -> Callable[[F], F]: ...
+def token_required(view: F | None = None, *, scopes: Iterable[str] = ()) -> F | Callable[[F], F]:
     """Only requests with a valid credential issued by the extension (an API token,
     an API key, an OAuth2 access token or a user-token JWT) reach the view.
 
-    :param scopes: scopes the credential must all have.""",
-)
+    :param scopes: scopes the credential must all have; each must be declared in
+        ``APITOKENS_SCOPES`` (checked before the first request)."""
+    return _apply(view, scopes)
 
-login_or_token_required = _make(
-    "login_or_token_required",
+
+@overload
+def login_or_token_required(view: F) -> F: ...
+@overload
+def login_or_token_required(view: None = None, *, scopes: Iterable[str] = ()) -> Callable[[F], F]: ...
+def login_or_token_required(view: F | None = None, *, scopes: Iterable[str] = ()) -> F | Callable[[F], F]:
     """Like :func:`token_required`, but a logged-in session cookie is accepted too
     (scopes do not apply to a session). A credential in the header that is not
     valid is refused even when a session cookie is present.
 
-    :param scopes: scopes a credential must all have.""",
-    allow_session=True,
-)
+    :param scopes: scopes a credential must all have."""
+    return _apply(view, scopes, allow_session=True)
 
-key_required = _make(
-    "key_required",
+
+@overload
+def key_required(view: F) -> F: ...
+@overload
+def key_required(view: None = None, *, scopes: Iterable[str] = ()) -> Callable[[F], F]: ...
+def key_required(view: F | None = None, *, scopes: Iterable[str] = ()) -> F | Callable[[F], F]:
     """Only requests with a valid API key (``Authorization: key X:XXX``) reach the view.
 
-    :param scopes: scopes the key must all have.""",
-    keys_only=True,
-)
+    :param scopes: scopes the key must all have."""
+    return _apply(view, scopes, keys_only=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask, current_app
 
-from . import errors
+from . import errors, startup
 from .config import Settings, load_settings
 from .credentials import install_request_loader
 from .models import Models, build_models
@@ -64,6 +64,7 @@ class APITokens:
         overrides = {**{k: v for k, v in self._options.items() if k not in ("db", "user_model", "user_store")},
                      **settings}
         loaded = load_settings(app.config, {f"APITOKENS_{k}": v for k, v in overrides.items()})
+        startup.check_user_model(user_model, loaded.values, default_store=user_store is None)
         models = build_models(db, user_model)
         users = user_store if user_store is not None else SQLAlchemyUserStore(db, user_model)
         service = TokenService(app, db, models, users, loaded)
@@ -89,6 +90,7 @@ class APITokens:
         json_routing_errors(app, loaded["URL_PREFIX"])
         app.cli.add_command(apitokens_cli)
         self._hook_login_manager(app)
+        startup.install_scope_check(app, loaded.scopes)
         # Last: it wraps the credential routes of every blueprint registered above.
         from . import ratelimit
 

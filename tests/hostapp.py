@@ -63,6 +63,11 @@ def create_app(database_url: str, **config: Any) -> Flask:
         SQLALCHEMY_DATABASE_URI=database_url,
         TESTING=True,
         APITOKENS_SCOPES={"reports:read": "Read reports.", "reports:write": "Write reports."},
+        # The tests' host switches on every way of issuing that is off by default
+        # (tests/test_defaults.py checks a host that leaves them off).
+        APITOKENS_PASSWORD_EXCHANGE=True,
+        APITOKENS_USER_TOKEN=True,
+        APITOKENS_OAUTH2_SERVER=True,
     )
     app.config.update(config)
     db.init_app(app)

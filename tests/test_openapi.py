@@ -5,7 +5,7 @@ their methods, and real responses match it."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -116,6 +116,17 @@ def test_a_route_switched_off_leaves_the_document(make_app: Callable[..., Flask]
         assert not any(path.startswith(("/oauth/", "/.well-known/")) for path in doc["paths"])
         assert "tags" not in doc
         assert api_rules(app) == documented(doc)
+
+
+#: The provider route is only routed when a provider is configured (this one is never called).
+PROVIDERS = {"github": {"api_base_url": "http://127.0.0.1:9/"}}
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Iterator[Flask]:
+    application = make_app(APITOKENS_OAUTH_PROVIDERS=PROVIDERS)
+    with application.app_context():
+        yield application
 
 
 def test_the_document_follows_the_url_prefix(make_app: Callable[..., Flask]) -> None:

@@ -42,7 +42,8 @@ CLIENT_TURNS = itertools.cycle([True, False])
 @pytest.fixture
 def fuzz_app(make_app: Callable[..., Flask]) -> Iterator[Flask]:
     # Limits high enough that the routes behind them are fuzzed too (429 is still documented).
-    app = make_app(APITOKENS_RATE_LIMIT="1000000/minute", APITOKENS_ACCOUNT_RATE_LIMIT="1000000/minute")
+    app = make_app(APITOKENS_RATE_LIMIT="1000000/minute", APITOKENS_ACCOUNT_RATE_LIMIT="1000000/minute",
+                   APITOKENS_OAUTH_PROVIDERS={"github": {"api_base_url": "http://127.0.0.1:9/"}})
     with app.app_context():
         hostapp.make_user("alice", organization="Acme")
         made = clients.create_client(name="Fuzzed", public=False, scopes=["reports:read"],

@@ -311,8 +311,10 @@ def test_unknown_provider(pclient: Any, provider: ProviderServer) -> None:
     assert provider.calls == []
 
 
-def test_no_providers_configured(client: Any) -> None:
-    assert_error(exchange(client, "github", "gho_x", "a@example.net"), 404, "unknown_provider")
+def test_no_providers_configured(app: Flask, client: Any) -> None:
+    # No provider configured: the route is not there at all (issue 15: only what is on is routed).
+    assert_error(exchange(client, "github", "gho_x", "a@example.net"), 404, "not_found")
+    assert not any(rule.endpoint == "apitokens_api.provider" for rule in app.url_map.iter_rules())
 
 
 def test_switched_off_methods_stay_plain_404s(make_app: Callable[..., Flask]) -> None:

@@ -169,9 +169,11 @@ def _view(registry: ProviderRegistry):  # noqa: ANN202
 
 
 def register(blueprint: Blueprint, state: State) -> None:
+    if not state.settings["OAUTH_PROVIDERS"]:
+        return  # nothing to exchange with: no route (an unknown path under the prefix is a JSON 404)
     registry = ProviderRegistry(load_providers(state.settings["OAUTH_PROVIDERS"]),
                                 timeout=state.settings["PROVIDER_TIMEOUT"])
-    # Always routed, so an unknown provider gets a JSON 404 that says so.
+    # Routed for every name, so an unknown provider gets a JSON 404 that says so.
     blueprint.add_url_rule("/authenticate/<provider>", "provider", _view(registry), methods=["POST"])
 
 
