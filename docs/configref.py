@@ -29,11 +29,30 @@ def config_entries() -> list[tuple[str, str, str]]:
     return entries
 
 
+#: Keys whose value is a number of seconds, shown with a readable form beside it.
+_SECONDS = ("_EXPIRES_IN", "_LIFETIME", "_GRACE", "_INTERVAL", "_TIMEOUT")
+_UNITS = ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second"))
+
+
+def readable(key: str, value: Any) -> str:
+    """The default as its value (``2592000``, not ``30 * DAY``), with "(30 days)" for a duration."""
+    shown = f"``{value!r}``"
+    if isinstance(value, int) and not isinstance(value, bool) and value and key.endswith(_SECONDS):
+        size, unit = next((size, unit) for size, unit in _UNITS if value % size == 0)
+        count = value // size
+        shown += f" ({count} {unit}{'s' if count != 1 else ''})"
+    elif key.endswith("_DAYS") and isinstance(value, int):
+        shown += f" ({value} day{'s' if value != 1 else ''})"
+    return shown
+
+
 class ConfigReference(SphinxDirective):
     def run(self) -> list[nodes.Node]:
+        from flask_apitokens.config import DEFAULTS
+
         lines: list[str] = []
-        for key, default, text in config_entries():
-            lines += [f".. data:: {key}", "", f"   Default: ``{default}``", "", f"   {text}", ""]
+        for key, _written, text in config_entries():
+            lines += [f".. data:: {key}", "", f"   Default: {readable(key, DEFAULTS[key])}", "", f"   {text}", ""]
         container = nodes.section()
         self.state.nested_parse(StringList(lines, source=str(CONFIG)), self.content_offset, container)
         return container.children

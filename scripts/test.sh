@@ -21,7 +21,7 @@ if ((${#missing[@]})); then
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[all,test]' > .venv/install.log 2>&1 \
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[all,test,docs]' > .venv/install.log 2>&1 \
   || { cat .venv/install.log >&2; exit 1; }
 
 # Use the machine's PostgreSQL when it answers and none was named.

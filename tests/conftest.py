@@ -31,7 +31,7 @@ def need_module(name: str) -> Any:
     try:
         return importlib.import_module(name)
     except ImportError:
-        need(f"install {name.split('.')[0]} (pip install -e '.[all,test]') for this test")
+        need(f"install {name.split('.')[0]} (pip install -e '.[all,test,docs]') for this test")
 
 
 def database_urls() -> list[Any]:

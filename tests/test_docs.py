@@ -20,3 +20,18 @@ def test_docs_build_without_warnings(tmp_path: Path) -> None:
     reference = (tmp_path / "configuration.html").read_text()
     for key in DEFAULTS:
         assert key in reference, f"{key} is missing from the configuration page"
+    assert "* DAY" not in reference and "2592000" in reference  # values, not the source's arithmetic
+
+
+def test_the_configuration_page_shows_defaults_as_values(tmp_path: Path) -> None:
+    sys.path.insert(0, str(DOCS))
+    try:
+        from configref import readable
+    finally:
+        sys.path.remove(str(DOCS))
+    assert readable("APITOKENS_SESSION_EXPIRES_IN", DEFAULTS["APITOKENS_SESSION_EXPIRES_IN"]) == "``2592000`` (30 days)"
+    assert readable("APITOKENS_OAUTH2_ACCESS_TOKEN_EXPIRES_IN", 3600) == "``3600`` (1 hour)"
+    assert readable("APITOKENS_ROTATION_GRACE", 600) == "``600`` (10 minutes)"
+    assert readable("APITOKENS_KEY_EXPIRES_IN", None) == "``None``"
+    assert readable("APITOKENS_URL_PREFIX", "/api") == "``'/api'``"
+    assert readable("APITOKENS_PASSWORD_EXCHANGE", False) == "``False``"
