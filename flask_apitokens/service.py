@@ -505,18 +505,34 @@ class TokenService:
 
     def notify_expiring(self) -> list[TokenInfo]:
         """Send ``token_expiring`` once for each live credential that expires
-        within APITOKENS_EXPIRY_WARNING_DAYS, and remember it was sent."""
+        within APITOKENS_EXPIRY_WARNING_DAYS, and remember it was sent.
+
+        Only for a credential whose whole lifetime is longer than that window: a
+        24-hour user-token or a 7-day token is "expiring soon" from its first
+        minute, and its owner chose that. Never for a revoked one, nor one
+        rotated (``replaced_by`` set: its grace period ends it)."""
         T = self.models.Token
         now = utcnow()
-        horizon = now + dt.timedelta(days=self.settings["EXPIRY_WARNING_DAYS"])
-        rows = self.db.session.execute(
-            sa.select(T).where(T.revoked_at.is_(None), T.expiry_notified_at.is_(None),
-                               T.expires_at > now, T.expires_at <= horizon, T.kind.in_((TOKEN, KEY, USER_TOKEN)))
-        ).scalars().all()
-        for row in rows:
-            row.expiry_notified_at = now
+        window = dt.timedelta(days=self.settings["EXPIRY_WARNING_DAYS"])
+        candidates = self.db.session.execute(
+            sa.select(T.id, T.created_at, T.expires_at).where(
+                T.revoked_at.is_(None), T.expiry_notified_at.is_(None), T.replaced_by.is_(None),
+                T.expires_at > now, T.expires_at <= now + window, T.kind.in_((TOKEN, KEY, USER_TOKEN)))
+        ).all()
+        claimed = []
+        for token_id, created_at, expires_at in candidates:
+            if expires_at - created_at <= window:
+                continue
+            # Claimed one by one, so two runs at once cannot both warn of the same token.
+            result = self.db.session.execute(
+                sa.update(T).where(T.id == token_id, T.expiry_notified_at.is_(None), T.revoked_at.is_(None),
+                                   T.replaced_by.is_(None))
+                .values(expiry_notified_at=now))
+            if result.rowcount == 1:
+                claimed.append(token_id)
         self.commit()
-        infos = [self.info(row) for row in rows]
+        infos = [self.info(row) for row in self.db.session.execute(
+            sa.select(T).where(T.id.in_(claimed)).order_by(T.expires_at, T.id)).scalars()] if claimed else []
         for info in infos:
             signals.token_expiring.send(self.app, token=info, user_id=info.user_id)
         return infos

@@ -125,9 +125,12 @@ def test_purge_expired(app: Flask, user: Any, issue: Any, expiring_signals: list
     service = app.extensions["apitokens"].service
     live = service.issue(user, via="cli").info.id
     never = service.issue(user, via="cli", kind="key").info.id
-    soon = service.issue(user, via="cli", expires_in=3600).info.id
+    soon = service.issue(user, via="cli").info.id
     expired = service.issue(user, via="cli").info.id
     revoked = service.issue(user, via="cli").info.id
+    soon_row = row_of(app, soon)  # a 90-day token's last hour
+    soon_row.created_at, soon_row.expires_at = now() - dt.timedelta(days=89), now() + dt.timedelta(seconds=3600)
+    db.session.commit()
     row_of(app, expired).expires_at = now() - dt.timedelta(seconds=1)
     db.session.commit()
     service.revoke([revoked])
@@ -146,8 +149,11 @@ def test_purge_expired(app: Flask, user: Any, issue: Any, expiring_signals: list
 
 def test_notify_expiring(app: Flask, user: Any, expiring_signals: list[Any]) -> None:
     service = app.extensions["apitokens"].service
-    soon = service.issue(user, via="cli", expires_in=86400).info.id
+    soon = service.issue(user, via="cli", expires_in=30 * 86400).info.id
     service.issue(user, via="cli", expires_in=30 * 86400)
+    soon_row = row_of(app, soon)  # its last day
+    soon_row.created_at, soon_row.expires_at = now() - dt.timedelta(days=29), now() + dt.timedelta(days=1)
+    db.session.commit()
     result = cli(app, "notify-expiring")
     assert (result.exit_code, result.output.strip()) == (0, "expiring-soon warnings sent: 1")
     assert expiring_signals == [soon]

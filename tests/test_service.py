@@ -177,8 +177,10 @@ def test_purge_expired_deletes_expired_and_revoked(app: Flask, user: Any) -> Non
 
 
 def test_expiring_signal_is_sent_once(app: Flask, user: Any) -> None:
-    soon = service(app).issue(user, via="cli", expires_in=3 * 86400)
+    soon = service(app).issue(user, via="cli", expires_in=30 * 86400)
     service(app).issue(user, via="cli", expires_in=30 * 86400)
+    # 27 days into its 30: its last 3 days.
+    set_row(app, soon.token, created_at=utcnow() - dt.timedelta(days=27), expires_at=utcnow() + dt.timedelta(days=3))
     warned: list[Any] = []
     with signals.token_expiring.connected_to(lambda sender, token, user_id: warned.append(token.id), app):
         service(app).notify_expiring()
