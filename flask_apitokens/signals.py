@@ -12,7 +12,11 @@ Receivers get keyword arguments; a token is described by a :class:`~flask_apitok
   rotated token was rotated again, ``refresh_reuse``, ``code_replay``, ``app_revoked``).
 - ``token_expiring``: ``token`` (TokenInfo), ``user_id``; sent once per token,
   ``APITOKENS_EXPIRY_WARNING_DAYS`` before it expires, by ``flask apitokens notify-expiring``
-  (and by ``purge-expired``), so the host can tell the owner.
+  (and by ``purge-expired``), so the host can tell the owner. Only for a token,
+  key or user-token whose whole lifetime is longer than that window (a 24-hour
+  user-token or a 7-day token is not warned of), and never for a revoked one or
+  one that was rotated (its grace period ends it; the new token is warned of in
+  its own time).
 - ``authentication_failed``: ``method`` (e.g. ``token``, ``userpass``), ``reason``
   (a code), ``login`` (the account name tried, if any; never a password). A
   credential that is not in the extension's format is reported (``malformed``)
