@@ -454,29 +454,57 @@ class TokenService:
         self.revoke([token_id], user_id=user_id, reason="rotation_reuse")
         raise errors.TokenReused()
 
-    def purge_expired(self, *, revoked_older_than_days: int = 0) -> int:
-        """Delete expired credentials, and revoked ones older than the given age,
-        except what reuse detection still needs: a rotated refresh token while
-        any member of its OAuth2 family is live, and a rotated API token while
-        any token it was rotated into (however many rotations on) is live.
-        Returns how many rows went."""
+    def purgeable(self, now: dt.datetime, revoked_before: dt.datetime) -> sa.ColumnElement[bool]:
+        """Which rows ``purge-expired`` may delete, as one WHERE clause: the only
+        place that says so (the batching in :meth:`purge_expired` never repeats it).
+
+        Expired credentials, and revoked ones older than the given age, except
+        what reuse detection still needs: a rotated refresh token while any
+        member of its OAuth2 family is live, and a rotated API token while any
+        token it was rotated into (however many rotations on) is live."""
         T = self.models.Token
-        now = utcnow()
-        cutoff = now - dt.timedelta(days=revoked_older_than_days)
-        session = self.db.session
-        dead = sa.or_(T.expires_at <= now, T.revoked_at <= cutoff)
+        dead = sa.or_(T.expires_at <= now, T.revoked_at <= revoked_before)
         keep = self._rotated_with_live_successors(now, dead)
         live = self.models.token_table.alias("live")
         family = sa.func.coalesce(T.parent_id, T.id)
         family_lives = sa.exists().where(
             live.c.revoked_at.is_(None), sa.or_(live.c.expires_at.is_(None), live.c.expires_at > now),
             sa.or_(live.c.id == family, live.c.parent_id == family))
-        query = sa.delete(T).where(dead, sa.not_(sa.and_(T.kind == REFRESH, family_lives)))
-        if keep:
-            query = query.where(T.id.not_in(keep))
-        result = session.execute(query.execution_options(synchronize_session=False))
-        self.commit()
-        return result.rowcount or 0
+        condition = sa.and_(dead, sa.not_(sa.and_(T.kind == REFRESH, family_lives)))
+        return sa.and_(condition, T.id.not_in(keep)) if keep else condition
+
+    def purge_expired(self, *, revoked_older_than_days: int = 0, batch_size: int = 5000,
+                      progress: Callable[[int], None] | None = None) -> int:
+        """Delete what :meth:`purgeable` allows, ``batch_size`` rows per
+        transaction, so a large table is never locked for long and the host's
+        requests go on between batches. ``progress`` is called with the number
+        of rows of each batch. Returns how many rows went."""
+        T = self.models.Token
+        now = utcnow()
+        condition = self.purgeable(now, now - dt.timedelta(days=revoked_older_than_days))
+        session = self.db.session
+        purged = 0
+        while True:
+            batch = sa.select(T.id).where(condition).limit(batch_size).scalar_subquery()
+            try:
+                deleted = session.execute(sa.delete(T).where(T.id.in_(batch), condition)
+                                          .execution_options(synchronize_session=False)).rowcount or 0
+            except sa.exc.DBAPIError as exc:
+                session.rollback()
+                raise dberrors.unavailable(exc, "purge-expired") from exc
+            self.commit()
+            purged += deleted
+            if progress is not None and deleted:
+                progress(deleted)
+            if deleted < batch_size:
+                return purged
+
+    def count_purgeable(self, *, revoked_older_than_days: int = 0) -> int:
+        """How many rows :meth:`purge_expired` would delete now (for a progress bar)."""
+        T = self.models.Token
+        now = utcnow()
+        condition = self.purgeable(now, now - dt.timedelta(days=revoked_older_than_days))
+        return int(self.db.session.execute(sa.select(sa.func.count()).select_from(T).where(condition)).scalar_one())
 
     def _rotated_with_live_successors(self, now: dt.datetime, dead: Any) -> set[str]:
         """Ids of purgeable rotated tokens whose chain of successors holds a live one."""

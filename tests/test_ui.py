@@ -559,7 +559,7 @@ def test_host_csrfprotect_made_first_leaves_the_json_api_alone(database_url: str
     make_app()  # makes the tables
     app = Flask(__name__)
     app.config.update(SECRET_KEY="another test secret key", SQLALCHEMY_DATABASE_URI=database_url,
-                      APITOKENS_SCOPES={"reports:read": "Read reports."})
+                      APITOKENS_SCOPES={"reports:read": "Read reports."}, APITOKENS_OAUTH2_SERVER=True)
     csrf = CSRFProtect(app)
     hostapp.db.init_app(app)
     LoginManager(app)
