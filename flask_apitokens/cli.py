@@ -84,7 +84,7 @@ def create_token(user_name: str | None, name: str, scopes: tuple[str, ...], expi
 @with_appcontext
 def create_key(user_name: str | None, name: str, scopes: tuple[str, ...], expires_in: int | None,
                as_json: bool) -> None:
-    """Make an API key (sent as ``Authorization: key ...``) and print it once."""
+    """Make an API key (sent as "Authorization: key ...") and print it once."""
     print_issued(issue_from_cli(user_name, KEY, name, scopes, expires_in), as_json, secret_field="key")
 
 
@@ -113,13 +113,30 @@ def _print_list(user_name: str | None, kinds: tuple[str, ...], include_inactive:
     state = _state()
     user_id = state.users.user_id(find_user(user_name)) if user_name else None
     infos = state.service.list(user_id, kinds=kinds, include_inactive=include_inactive)
+    owners: dict[Any, str] = {}
+
+    def owner(user_id: Any) -> str:
+        # The owner's name, as an administrator knows them, not the row id.
+        if user_id not in owners:
+            user = state.users.get(user_id)
+            profile = state.users.profile(user) if user is not None else {}
+            owners[user_id] = str(profile.get("username") or profile.get("email") or f"#{user_id}")
+        return owners[user_id]
+
     if as_json:
-        click.echo(json.dumps({json_field: [dict(info.to_json(), user_id=info.user_id) for info in infos]}))
+        click.echo(json.dumps({json_field: [dict(info.to_json(), user_id=info.user_id, owner=owner(info.user_id))
+                                            for info in infos]}))
         return
-    for info in infos:
-        click.echo(f"{info.id}  {info.kind:<10} {info.via:<10} user={info.user_id}  "
-                   f"expires={iso(info.expires_at) or 'never'}  scopes={' '.join(sorted(info.scopes)) or '-'}"
-                   f"  {info.name}")
+
+    rows = [(info.id, info.kind, info.via, owner(info.user_id), iso(info.expires_at) or "never",
+             " ".join(sorted(info.scopes)) or "-", info.name or "-") for info in infos]
+    header = ("ID", "KIND", "VIA", "OWNER", "EXPIRES", "SCOPES", "NAME")
+    if not rows:
+        click.echo(f"No {json_field}.")
+        return
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header) - 1)]
+    for row in (header, *rows):
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)) + "  " + row[-1])
 
 
 @apitokens_cli.command("revoke")

@@ -119,9 +119,12 @@ def _fail_closed(limited: Callable[..., Any], add_headers: Callable[[Response], 
     unlimited, nor answer 500: the route answers 503 until the storage is back.
     The response, 429 included, gets the rate-limit headers (see :func:`_confine`)."""
 
+    def headers(response: Response) -> Response:
+        return _retry_after_only_on_429(add_headers(response))
+
     @functools.wraps(limited)
     def checked(*args: Any, **kwargs: Any) -> Any:
-        after_this_request(add_headers)
+        after_this_request(headers)
         try:
             return limited(*args, **kwargs)
         except (HTTPException, errors.APITokensError):
@@ -135,6 +138,15 @@ def _fail_closed(limited: Callable[..., Any], add_headers: Callable[[Response], 
                                             code="rate_limit_unavailable") from exc
 
     return checked
+
+
+def _retry_after_only_on_429(response: Response) -> Response:
+    """Flask-Limiter adds ``Retry-After`` to every response it counts; a client
+    told to wait after a success would wait for nothing (RFC 9110 10.2.3 gives
+    it to 429 and 503)."""
+    if response.status_code not in (429, 503):
+        response.headers.pop("Retry-After", None)
+    return response
 
 
 def _breach_response(limit: Any) -> Response:

@@ -78,6 +78,15 @@ def test_list_shows_tokens_and_keys_without_secrets(app: Flask, user: Any, other
     assert [(t["id"], t["name"], t["via"]) for t in only_alice] == [(alice_token["id"], "mine", "cli")]
     text = cli(app, "list").output
     assert alice_token["id"] in text and bob_key["id"] in text and alice_token["token"] not in text
+    # A header, and the owners by name (not their row ids).
+    lines = text.splitlines()
+    assert lines[0].split() == ["ID", "KIND", "VIA", "OWNER", "EXPIRES", "SCOPES", "NAME"]
+    by_id = {line.split()[0]: line.split() for line in lines[1:]}
+    assert by_id[alice_token["id"]][1:4] == ["token", "cli", "alice"]
+    assert by_id[alice_token["id"]][-1] == "mine"
+    assert by_id[bob_key["id"]][1:4] == ["key", "cli", "bob"]
+    assert {t["owner"] for t in listed} == {"alice", "bob"}
+    assert cli(app, "list-keys", "--user", "alice").output == "No keys.\n"
     unknown = cli(app, "list", "--user", "nobody")
     assert unknown.exit_code == 1 and "No user named 'nobody'" in unknown.output
 

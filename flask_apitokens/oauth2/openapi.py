@@ -177,8 +177,9 @@ OPENAPI: dict[str, Any] = {
         body=form_body(TOKEN_FORM),
         responses={
             200: oa.json_response("Revoked, or nothing to revoke", {"type": "object", "maxProperties": 0}),
-            **oauth_errors("invalid_request (no token) or invalid_grant (a token of another client).",
-                           HINT_401),
+            **oauth_errors("invalid_request (no token), invalid_grant (a token of another client) or "
+                           "unsupported_token_type (a token_type_hint other than access_token or refresh_token; "
+                           "RFC 7009 2.2.1)."),
         },
         errors=(413, 503),
     )},

@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import TokenMixin, grants
+from authlib.oauth2.rfc6749 import TokenMixin, UnsupportedTokenTypeError, grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc7009 import RevocationEndpoint
@@ -300,11 +300,25 @@ class _StoredTokenLookup:
         return StoredToken(row)
 
 
+class UnsupportedTokenTypeRequest(UnsupportedTokenTypeError):
+    """``unsupported_token_type`` with RFC 7009's 400."""
+
+    status_code = 400
+
+
 class TokenRevocation(_StoredTokenLookup, RevocationEndpoint):
     """RFC 7009. Revoking a refresh token revokes its whole family; an access
     token, just itself. Public clients may revoke their own tokens."""
 
     CLIENT_AUTH_METHODS = [*CONFIDENTIAL_AUTH_METHODS, *PUBLIC_AUTH_METHODS]
+
+    def check_params(self, request: Any, client: Any) -> None:
+        try:
+            super().check_params(request, client)
+        except UnsupportedTokenTypeError:
+            # Authlib answers 401 (its class is a ForbiddenError); RFC 7009 2.2.1
+            # gives this error to a 400 response, like every error of RFC 6749 5.2.
+            raise UnsupportedTokenTypeRequest() from None
 
     def revoke_token(self, token: StoredToken, request: Any) -> None:
         if token.row.kind == REFRESH:
