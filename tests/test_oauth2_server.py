@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import requests
 import sqlalchemy as sa
+from authlib.common.security import generate_token
 from authlib.integrations.base_client import OAuthError
 from flask import Flask
 
@@ -65,6 +66,16 @@ def full_flow(served: Served, client: Any, secret: str | None = None, scope: str
     return session, token
 
 
+def remembered_consent(served: Served, browser: requests.Session, session: Any, **params: Any) -> tuple[str, str]:
+    """(redirect Location, code_verifier) of an authorization the person approved before: no page."""
+    verifier = generate_token(48)
+    url, _ = session.create_authorization_url(served.url + "/oauth/authorize", code_verifier=verifier, **params)
+    answer = browser.get(url, allow_redirects=False, timeout=10)
+    assert answer.status_code == 302, (answer.status_code, answer.text[:300])
+    assert answer.headers["Location"].startswith(REDIRECT_URI + "?code="), answer.headers["Location"]
+    return answer.headers["Location"], verifier
+
+
 # -- the good paths -------------------------------------------------------------------
 def test_public_client_with_pkce_gets_a_token_that_protected_views_accept(served: Served) -> None:
     client, secret = register(public=True)
@@ -109,8 +120,11 @@ def test_confidential_client_authenticates_with_its_secret(served: Served) -> No
     token = session.fetch_token(served.url + "/oauth/token", authorization_response=location)
     assert token["scope"] == "reports:read reports:write"
     assert bearer(served, token["access_token"]).status_code == 200
-    # With PKCE too, and with client_secret_post.
-    _, token2 = full_flow(served, client, secret)
+    # With PKCE too. The consent is remembered: the second time, no page.
+    session2 = oauth_session(client, secret, scope="reports:read")
+    location2 = remembered_consent(served, served.login(), session2)
+    token2 = session2.fetch_token(served.url + "/oauth/token", authorization_response=location2[0],
+                                  code_verifier=location2[1])
     first_id = bearer(served, token["access_token"]).json()["token"]
     assert bearer(served, token2["access_token"]).json()["token"] != first_id
 
@@ -658,3 +672,58 @@ def test_authorize_with_no_login_page_answers_401(make_app: Callable[..., Flask]
         assert response.status_code == 401
         assert response.json == {"error": "unauthorized", "message": "Log in to approve this application."}
         assert response.headers["WWW-Authenticate"]
+
+
+# -- consent remembered (issue 15, item 10) -----------------------------------------------
+def test_consent_is_remembered_per_client_and_scope_set(served: Served) -> None:
+    client, _ = register(scopes=("reports:read", "reports:write"))
+    browser = served.login()
+    first = oauth_session(client, scope="reports:read reports:write")
+    location, _, verifier = authorize(served, browser, first)
+    first.fetch_token(served.url + "/oauth/token", authorization_response=location, code_verifier=verifier)
+
+    # The same scopes, or fewer: no page, a code at once, and a working token.
+    for scope in ("reports:read reports:write", "reports:read"):
+        again = oauth_session(client, scope=scope)
+        location, verifier = remembered_consent(served, browser, again)
+        token = again.fetch_token(served.url + "/oauth/token", authorization_response=location,
+                                  code_verifier=verifier)
+        assert token["scope"] == scope
+        assert bearer(served, token["access_token"]).status_code == 200
+    # prompt=consent asks again anyway.
+    location, _, _ = authorize(served, browser, oauth_session(client, scope="reports:read"), prompt="consent")
+    assert "code=" in location
+    # Another person has approved nothing: the page (authorize() asserts it is shown).
+    with served.app.app_context():
+        hostapp.make_user("carol")
+        hostapp.db.session.remove()
+    authorize(served, served.login("carol"), oauth_session(client, scope="reports:read"))
+
+
+def test_a_wider_scope_set_is_asked_for(served: Served) -> None:
+    client, _ = register(scopes=("reports:read", "reports:write"))
+    browser = served.login()
+    narrow = oauth_session(client, scope="reports:read")
+    location, _, verifier = authorize(served, browser, narrow)
+    narrow.fetch_token(served.url + "/oauth/token", authorization_response=location, code_verifier=verifier)
+    wider = oauth_session(client, scope="reports:read reports:write")
+    page = browser.get(wider.create_authorization_url(served.url + "/oauth/authorize",
+                                                      code_verifier=generate_token(48))[0],
+                       allow_redirects=False, timeout=10)
+    assert page.status_code == 200 and "reports:write" in page.text
+
+
+def test_taking_an_app_back_asks_again(served: Served) -> None:
+    client, _ = register()
+    browser = served.login()
+    _, token = full_flow(served, client)
+    with served.app.app_context():
+        user = hostapp.db.session.execute(sa.select(hostapp.User).filter_by(username="alice")).scalar_one()
+        assert grants_store.revoke_app(user, client.client_id)
+        hostapp.db.session.remove()
+    assert bearer(served, token["access_token"]).status_code == 401
+    session = oauth_session(client, scope="reports:read")
+    page = browser.get(session.create_authorization_url(served.url + "/oauth/authorize",
+                                                        code_verifier=generate_token(48))[0],
+                       allow_redirects=False, timeout=10)
+    assert page.status_code == 200 and "apitokens_consent" in page.text

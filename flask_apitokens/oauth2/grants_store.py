@@ -6,6 +6,8 @@
   the approval, so the app must ask again.
 - :func:`forget_user` ``(user_id)``: every approval of the person goes, and
   their codes not yet exchanged are spent (log out everywhere).
+- :func:`approved_scopes` ``(state, user, client_id)``: what the consent page
+  need not ask again (see ``oauth2/views.py``).
 """
 
 from __future__ import annotations
@@ -53,6 +55,14 @@ def record_grant(state: Any, user: Any, client: Any, scopes: list[str], *, commi
         row.updated_at = now
     if commit:
         state.service.commit()
+
+
+def approved_scopes(state: Any, user: Any, client_id: str) -> frozenset[str] | None:
+    """The scopes ``user`` approved for ``client_id`` so far, or None if never (or taken back)."""
+    Grant = state.oauth2_models.Grant
+    scopes = state.db.session.execute(sa.select(Grant.scopes).where(
+        Grant.user_id == state.users.user_id(user), Grant.client_id == client_id)).scalar()
+    return None if scopes is None else frozenset(scopes.split())
 
 
 def list_approved_apps(user: Any, *, state: Any = None) -> list[ApprovedApp]:

@@ -23,6 +23,7 @@ from .. import crypto, errors
 from ..credentials import get_current_token
 from ..ratelimit import rate_limited
 from ..views.common import http_error, json_blueprint
+from .grants_store import approved_scopes
 from .openapi import OPENAPI, OPENAPI_PREFIX, OPENAPI_TAGS  # noqa: F401  (collected by flask_apitokens.openapi)
 from .server import OAuth2Server
 
@@ -59,6 +60,15 @@ def _no_store(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return response
+
+
+def already_approved(state: Any, user: Any, client: Any, scope: str | None) -> bool:
+    """Whether ``user`` approved ``client`` before for every scope asked now.
+    ``prompt=consent`` (as in OpenID Connect) asks again anyway."""
+    if request.args.get("prompt") == "consent":
+        return False
+    approved = approved_scopes(state, user, client.client_id)
+    return approved is not None and approved.issuperset((scope or "").split())
 
 
 def create_blueprint(app: Flask, state: Any) -> Any:
@@ -106,6 +116,10 @@ def create_blueprint(app: Flask, state: Any) -> Any:
         except ValueError:
             return _bad_request("The request has parameters with characters that are not allowed.")
         client = grant.client
+        if request.method == "GET" and already_approved(state, user, client, grant.request.scope):
+            # Approved before for these scopes (or more): no page, as GitHub and Google
+            # do; "Apps you approved" on the token page takes the approval back.
+            return protocol(lambda: server.create_authorization_response(grant_user=user, grant=grant))
         if request.method == "GET":
             scopes = (grant.request.scope or "").split()
             described = [(name, state.settings.scopes.get(name, "")) for name in scopes]
