@@ -483,12 +483,19 @@ class TokenService:
         now = utcnow()
         condition = self.purgeable(now, now - dt.timedelta(days=revoked_older_than_days))
         session = self.db.session
-        purged = 0
+        purged, after = 0, ""
         while True:
-            batch = sa.select(T.id).where(condition).limit(batch_size).scalar_subquery()
+            # Keyset pagination on the primary key: each batch starts where the
+            # last one ended, so no batch scans again past the rows (or, on
+            # PostgreSQL, the dead index entries) of the batches before it.
             try:
-                deleted = session.execute(sa.delete(T).where(T.id.in_(batch), condition)
-                                          .execution_options(synchronize_session=False)).rowcount or 0
+                ids = session.execute(sa.select(T.id).where(condition, T.id > after)
+                                      .order_by(T.id).limit(batch_size)).scalars().all()
+                deleted = 0
+                for start in range(0, len(ids), 1000):  # SQLite's limit on bound parameters
+                    chunk = ids[start:start + 1000]
+                    deleted += session.execute(sa.delete(T).where(T.id.in_(chunk), condition)
+                                               .execution_options(synchronize_session=False)).rowcount or 0
             except sa.exc.DBAPIError as exc:
                 session.rollback()
                 raise dberrors.unavailable(exc, "purge-expired") from exc
@@ -496,8 +503,9 @@ class TokenService:
             purged += deleted
             if progress is not None and deleted:
                 progress(deleted)
-            if deleted < batch_size:
+            if len(ids) < batch_size:
                 return purged
+            after = ids[-1]
 
     def count_purgeable(self, *, revoked_older_than_days: int = 0) -> int:
         """How many rows :meth:`purge_expired` would delete now (for a progress bar)."""
