@@ -147,11 +147,23 @@ def connect_the_demo_app(page: Any, url: str) -> None:
 
 
 def test_a_person_clicks_through_the_demo_in_a_real_browser(demo: tuple[Any, str], page: Any) -> None:
-    _, url = demo
+    app, url = demo
     connect_the_demo_app(page, url)
     page.click("#demo-revoke")
     page.wait_for_selector("#demo-start")
-    # Deny this time: the app is told.
+    # The app revoked its own token; the person's approval stands: no consent page this time.
+    page.click("#demo-start")
+    page.wait_for_selector("#demo-token")
+    page.click("#demo-revoke")
+    page.wait_for_selector("#demo-start")
+    # The person takes the approval back, and denies this time: the app is told.
+    from example_app.models import User, db
+    from flask_apitokens.oauth2 import grants_store
+
+    with app.app_context():
+        grants_store.revoke_app(db.session.execute(sa.select(User).filter_by(username="demo")).scalar_one(),
+                                "demo-client")
+        db.session.remove()
     page.click("#demo-start")
     page.click("button[value=deny]")
     assert "access_denied" in (page.text_content("#demo-error") or "")
