@@ -73,6 +73,9 @@ def create_app(**config: Any) -> Flask:
 
     register_views(app)
     app.cli.add_command(create_user)
+    from .github_login import init_github_login
+
+    init_github_login(app)
     if app.extensions["apitokens"].settings["OAUTH2_SERVER"]:
         from .oauth_demo import blueprint as oauth_demo
         from .oauth_demo import register_demo_client

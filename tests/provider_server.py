@@ -59,8 +59,13 @@ class ProviderServer:
     fault_path: str = "/"
     #: (path, Authorization header) of every request seen.
     calls: list[tuple[str, str | None]] = field(default_factory=list)
+    #: GitHub's web login (``/github/login/oauth/...``): the OAuth app it knows
+    #: (client id -> secret), and the account "logged in at GitHub" who approves it.
+    web_clients: dict[str, str] = field(default_factory=dict)
+    web_account: Account | None = None
 
     def __post_init__(self) -> None:
+        self._codes: dict[str, tuple[str, str, Account]] = {}  # code -> (client id, redirect URI, account)
         self._wake = threading.Event()
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -90,6 +95,9 @@ class ProviderServer:
         self._wake = threading.Event()
         self.grants.clear()
         self.calls.clear()
+        self.web_clients.clear()
+        self.web_account = None
+        self._codes.clear()
         self.delay, self.delay_path, self.fault, self.fault_path = 0.0, "/", None, "/"
 
     def token_for(self, account: Account, *, emails_scope: bool = True) -> str:
@@ -110,6 +118,8 @@ class ProviderServer:
         self.calls.append((path, request.headers.get("Authorization")))
         if self.delay and path.startswith(self.delay_path):
             self._wake.wait(self.delay)
+        if path.startswith("/github/login/oauth/"):
+            return self._web_login(request, path.removeprefix("/github/login/oauth/"))
         if request.method != "GET":
             return _json({"message": "Method not allowed"}, 405)
         if self.fault and path.startswith(self.fault_path):
@@ -134,6 +144,33 @@ class ProviderServer:
                 return _json({"error": "invalid_token"}, 401,
                              {"WWW-Authenticate": 'Bearer error="invalid_token"'})
             return _json(self._userinfo(grant.account))
+        return _json({"message": "Not Found"}, 404)
+
+    def _web_login(self, request: Request, step: str) -> Response:
+        """GitHub's OAuth web flow: ``authorize`` (the person, already logged in
+        at GitHub, approves at once, or denies when no account is set) and
+        ``access_token`` (the code for a token of the user API)."""
+        if step == "authorize" and request.method == "GET":
+            client_id, redirect_uri = request.args.get("client_id", ""), request.args.get("redirect_uri", "")
+            if client_id not in self.web_clients:
+                return Response("unknown client", 404)
+            separator = "&" if "?" in redirect_uri else "?"
+            state = request.args.get("state", "")
+            if self.web_account is None:
+                return Response(status=302, headers={
+                    "Location": f"{redirect_uri}{separator}error=access_denied&state={state}"})
+            code = secrets.token_urlsafe(16)
+            self._codes[code] = (client_id, redirect_uri, self.web_account)
+            return Response(status=302, headers={"Location": f"{redirect_uri}{separator}code={code}&state={state}"})
+        if step == "access_token" and request.method == "POST":
+            found = self._codes.pop(request.form.get("code", ""), None)
+            client_id = request.form.get("client_id", "")
+            secret = request.form.get("client_secret", "")
+            if request.authorization is not None:  # client_secret_basic
+                client_id, secret = request.authorization.username or "", request.authorization.password or ""
+            if found is None or found[0] != client_id or self.web_clients.get(client_id) != secret:
+                return _json({"error": "bad_verification_code"})  # GitHub answers 200 with an error
+            return _json({"access_token": self.token_for(found[2]), "token_type": "bearer", "scope": "user:email"})
         return _json({"message": "Not Found"}, 404)
 
     def _grant(self, request: Request) -> Grant | None:

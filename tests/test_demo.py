@@ -86,3 +86,71 @@ def test_the_demo_keeps_a_generated_secret_key(tmp_path: Path) -> None:
     first = _secret_key(tmp_path)
     assert len(first) == 64 and _secret_key(tmp_path) == first
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_log_in_with_github(tmp_path: Path) -> None:
+    """The demo's "Log in with GitHub": the OAuth web flow against the fake
+    GitHub of tests/provider_server.py over real HTTP, then the user API."""
+    import requests
+    import sqlalchemy as sa
+
+    from example_app import create_app
+    from example_app.models import User, db
+    from tests.provider_server import Account, ProviderServer
+
+    server = ProviderServer().start()
+    try:
+        server.web_clients["demo-gh"] = "demo-gh-secret"
+        server.web_account = Account(4242, "octo", [("octo@example.net", True)], name="Octo Cat")
+        app = create_app(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'gh.sqlite3'}",
+                         SECRET_KEY="demo github test key", GITHUB_CLIENT_ID="demo-gh",
+                         GITHUB_CLIENT_SECRET="demo-gh-secret", GITHUB_WEB_URL=server.url + "github",
+                         APITOKENS_OAUTH_PROVIDERS={"github": {"api_base_url": server.url + "github/"}})
+
+        def log_in(client: Any) -> Any:
+            start = client.get("/login/github")
+            assert start.status_code == 302
+            assert start.location.startswith(server.url + "github/login/oauth/authorize?")
+            at_github = requests.get(start.location, allow_redirects=False, timeout=10)
+            assert at_github.status_code == 302
+            back = at_github.headers["Location"]
+            assert back.startswith("http://localhost/login/github/callback?")
+            return client.get(back.removeprefix("http://localhost"))
+
+        client = app.test_client()
+        assert b'id="github-login"' in client.get("/login").data
+        done = log_in(client)
+        assert done.status_code == 302 and done.location == "/"
+        assert client.get("/data").status_code == 200
+        with app.app_context():
+            users = db.session.execute(sa.select(User)).scalars().all()
+            assert [(u.username, u.email) for u in users] == [("octo", "octo@example.net")]
+            identities = app.extensions["apitokens"].models.Identity
+            links = db.session.execute(sa.select(identities.provider, identities.subject)).all()
+            assert [tuple(link) for link in links] == [("github", "4242")]
+            db.session.remove()
+
+        # Again, in another browser: the same user, no second account.
+        again = app.test_client()
+        assert log_in(again).status_code == 302 and again.get("/data").status_code == 200
+        with app.app_context():
+            assert db.session.execute(sa.select(sa.func.count()).select_from(User)).scalar_one() == 1
+            db.session.remove()
+
+        # Denied at GitHub: back on the login page with the reason, not logged in.
+        server.web_account = None
+        denied = app.test_client()
+        answer = log_in(denied)
+        assert answer.status_code == 302 and answer.location.startswith("/login")
+        assert b"GitHub login failed: access_denied" in denied.get(answer.location).data
+        assert denied.get("/data").status_code == 302
+    finally:
+        server.stop()
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+def test_no_github_login_without_its_settings(demo: Flask) -> None:
+    assert b"github-login" not in demo.test_client().get("/login").data
+    assert demo.test_client().get("/login/github").status_code == 404
