@@ -16,12 +16,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from flask import current_app, g, has_request_context, request
-from flask_login import AnonymousUserMixin, user_loaded_from_request
+from flask_login import AnonymousUserMixin, current_user, logout_user, user_loaded_from_request
 from werkzeug.local import LocalProxy
 
 from . import signals
 from .config import LOGIN_SCOPE
-from .errors import APITokensError, ForeignCredential, Unauthorized
+from .errors import AccountDisabled, APITokensError, ForeignCredential, Unauthorized
 
 if TYPE_CHECKING:
     from .extension import State
@@ -117,6 +117,20 @@ def get_current_token() -> TokenInfo | None:
 #: Typed as what it holds: test it with ``if current_token:`` (the proxy itself
 #: is never None), or call :func:`get_current_token` for a plain Optional.
 current_token: TokenInfo | None = cast("TokenInfo | None", LocalProxy(get_current_token))
+
+
+def session_user() -> Any:
+    """The person logged in to this request without one of our credentials (a
+    cookie session, or the host's own request loader), or None. A person
+    deactivated since is logged out and refused (403 account_disabled): the
+    same rule as the token check, :meth:`UserStore.is_active`."""
+    if not current_user.is_authenticated:
+        return None
+    user = current_user._get_current_object()
+    if not state().users.is_active(user):
+        logout_user()
+        raise AccountDisabled()
+    return user
 
 
 def _load_user(user_id: Any) -> Any:

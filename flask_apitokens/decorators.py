@@ -11,10 +11,8 @@ import functools
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, cast, overload
 
-from flask_login import current_user
-
 from . import errors
-from .credentials import authenticate_request, set_lazy_user, state
+from .credentials import authenticate_request, session_user, set_lazy_user, state
 from .service import KEY
 from .startup import SCOPES_ATTRIBUTE
 
@@ -26,8 +24,8 @@ def require_credential(scopes: frozenset[str], *, allow_session: bool = False, k
     info = authenticate_request()
     if info is None:
         state()  # a RuntimeError that says to call init_app, if nobody did
-        if allow_session and current_user.is_authenticated:
-            return  # a cookie session: scopes do not apply
+        if allow_session and session_user() is not None:
+            return  # a cookie session of an active person: scopes do not apply
         raise errors.Unauthorized("An API key is required." if keys_only else "A valid credential is required.")
     if keys_only and info.kind != KEY:
         raise errors.InvalidToken("Only an API key (Authorization: key ...) is accepted here.")

@@ -126,6 +126,13 @@ class InsufficientScope(Forbidden):
     message = "The credential lacks a scope this request needs."
 
 
+class AccountDisabled(Forbidden):
+    """A logged-in session of a person who was deactivated since (the session is ended)."""
+
+    code = "account_disabled"
+    message = "This account is disabled."
+
+
 class NotYourToken(Forbidden):
     code = "token_not_yours"
     message = "The token belongs to another user."

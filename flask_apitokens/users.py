@@ -36,7 +36,10 @@ class UserStore(Protocol):
         their local password, else None, taking the same time whether or not the
         user exists."""
 
-    def is_active(self, user: Any) -> bool: ...
+    def is_active(self, user: Any) -> bool:
+        """The one rule for "may this person act", asked by every path (the
+        token check reads ``active_column`` in SQL; OAuth2, the pages and
+        session routes ask this). Must agree with ``active_column``."""
 
     def create_user(self, *, username: str, email: str | None, **attributes: Any) -> Any:
         """Make (and flush, not commit) a user with no local password."""
@@ -69,7 +72,9 @@ class SQLAlchemyUserStore:
         self.organization_attr = _first_attribute(user_model, ("organization", "organization_name"))
         active = next((n for n in ("active", "is_active") if n in table.c), None)
         self.active_column = table.c[active] if active else None
-        self._active_attr = active
+        # The mapped attribute of that column (its name may differ from the column's).
+        self._active_attr = (sa.inspect(user_model).get_property_by_column(self.active_column).key
+                             if self.active_column is not None else None)
         self._dummy_hash: str | None = None
         self._hash_method: str | None = None
 
@@ -136,6 +141,8 @@ class SQLAlchemyUserStore:
 
     # -- attributes ---------------------------------------------------------------
     def is_active(self, user: Any) -> bool:
+        """The value of the column the token check reads, never Flask-Login's
+        ``UserMixin.is_active`` (always True) when there is such a column."""
         if self._active_attr:
             return bool(getattr(user, self._active_attr))
         return bool(getattr(user, "is_active", True))

@@ -37,10 +37,8 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
     active: Mapped[bool] = mapped_column(default=True)
     is_admin: Mapped[bool] = mapped_column(default=False)
     organization: Mapped[str | None] = mapped_column(sa.String(120))
-
-    @property
-    def is_active(self) -> bool:  # type: ignore[override]
-        return self.active
+    # No is_active of its own, as the README shows: UserMixin's says True for
+    # everyone, and the extension must read the active column (issue 14, finding 6).
 
 
 @login_manager.user_loader

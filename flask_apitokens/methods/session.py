@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response
-from flask_login import current_user
 
 from .. import errors
 from .. import openapi as oa
-from ..credentials import authenticate_request, state
+from ..credentials import authenticate_request, session_user, state
 from ..ratelimit import rate_limited
 from ..views.common import issue_options, read_body, refuse_cross_site, token_response
 
@@ -34,9 +33,9 @@ def create_session_token() -> Response:
         user = state().users.get(presented.user_id)
     else:
         refuse_cross_site("make tokens")
-        if not current_user.is_authenticated:
+        user = session_user()
+        if user is None:
             raise errors.Unauthorized("Log in first: this route makes a token for the logged-in user.")
-        user = current_user._get_current_object()
     options = issue_options(body)
     service = state().service
     options["scopes"] = service.check_scopes(options["scopes"], within=within)

@@ -146,6 +146,11 @@ class OAuth2Server(AuthorizationServer):
             record_grant(self.state, request.user, request.client, access.scope_list, commit=False)
         self.service.commit()
 
+    def active_user(self, user_id: Any) -> Any:
+        """The user, if they exist and are active by the rule every path shares."""
+        user = self.state.users.get(user_id)
+        return user if user is not None and self.state.users.is_active(user) else None
+
     def revoke_family(self, family_id: str, reason: str) -> None:
         self.service.revoke([family_id], reason=reason)
 
@@ -229,7 +234,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         pass  # kept, marked used, so that a replay can be recognized
 
     def authenticate_user(self, authorization_code: Any) -> Any:
-        return self.oauth2.state.users.get(authorization_code.user_id)
+        return self.oauth2.active_user(authorization_code.user_id)  # None: invalid_grant
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
@@ -258,8 +263,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return token
 
     def authenticate_user(self, refresh_token: StoredToken) -> Any:
-        user = self.oauth2.state.users.get(refresh_token.row.user_id)
-        return user if user is not None and getattr(user, "is_active", True) else None
+        return self.oauth2.active_user(refresh_token.row.user_id)
 
     def issue_token(self, user: Any, refresh_token: StoredToken) -> dict[str, Any]:
         # Rotation: retire the presented refresh token first, conditionally, so
@@ -337,8 +341,8 @@ class TokenIntrospection(_StoredTokenLookup, IntrospectionEndpoint):
 
     def introspect_token(self, token: StoredToken) -> dict[str, Any]:
         row = token.row
-        user = self.server.state.users.get(row.user_id)
-        if user is None or not getattr(user, "is_active", True):
+        user = self.server.active_user(row.user_id)
+        if user is None:
             return {"active": False}
         profile = self.server.state.users.profile(user)
         return {

@@ -20,7 +20,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.exceptions import MethodNotAllowed
 
 from .. import crypto, errors
-from ..credentials import get_current_token
+from ..credentials import get_current_token, session_user
 from ..ratelimit import rate_limited
 from ..views.common import http_error, json_blueprint
 from .grants_store import approved_scopes
@@ -107,7 +107,7 @@ def create_blueprint(app: Flask, state: Any) -> Any:
             return refused
         if not current_user.is_authenticated or get_current_token() is not None:
             return login_redirect()
-        user = current_user._get_current_object()
+        user = session_user()  # a deactivated person is logged out and refused (403)
         user_id = state.users.user_id(user)
         try:
             grant = server.get_consent_grant(end_user=user)

@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException
 
 from .. import dberrors, errors
 from ..config import DAY
-from ..credentials import read_authorization, state
+from ..credentials import read_authorization, session_user, state
 from ..models import utcnow
 from ..service import KEY, PERSONAL_KINDS, TokenInfo
 from .ui_forms import (
@@ -69,7 +69,7 @@ def require_session() -> Any:
         return None
     if read_authorization(request.headers.get("Authorization")) is not None:
         abort(403, "The token page is for a logged-in browser session, not for API credentials.")
-    if current_user.is_authenticated:
+    if session_user() is not None:  # a deactivated person is logged out and refused here
         return None
     login_view = state().settings["LOGIN_VIEW"]
     if not login_view and hasattr(current_app, "login_manager"):

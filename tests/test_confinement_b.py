@@ -1,0 +1,153 @@
+"""Issue 14 (confinement), part B: each test is an attack that worked at
+f760438, tried over HTTP as an outside reviewer would.
+
+The host's user model is shaped as the README shows: Flask-Login's
+``UserMixin`` (whose ``is_active`` always says True) plus an ``active``
+column (tests/hostapp.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from authlib.integrations.base_client import OAuthError
+from flask import Flask
+from flask_login import UserMixin
+
+from flask_apitokens.oauth2 import clients
+from tests import hostapp
+from tests.conftest import auth, token_rows
+from tests.oauth2_server import REDIRECT_URI, Served, authorize, oauth_session, serve
+
+
+@pytest.fixture(autouse=True)
+def _insecure_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")  # Authlib's client on plain http
+
+
+def deactivate(username: str = "alice") -> None:
+    hostapp.db.session.execute(sa.update(hostapp.User).where(hostapp.User.username == username).values(active=False))
+    hostapp.db.session.commit()
+    hostapp.db.session.expire_all()
+
+
+def assert_error(response: Any, status: int, code: str) -> None:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.json["error"] == code and response.json["message"]
+
+
+# -- 6: one rule for "is this person active" ----------------------------------------------------
+def test_the_host_user_model_is_the_readme_shape() -> None:
+    # What makes the attacks below real: Flask-Login's is_active says True for everyone.
+    assert hostapp.User.is_active is UserMixin.is_active
+    assert hostapp.User(username="x", active=False).is_active is True
+
+
+@pytest.fixture
+def served(make_app: Callable[..., Flask]) -> Iterator[Served]:
+    app = make_app(APITOKENS_LOGIN_VIEW="/login")
+    with app.app_context():
+        hostapp.make_user("alice")
+    with serve(app) as running, app.app_context():
+        yield running
+
+
+def register(public: bool = False) -> tuple[Any, Any]:
+    made = clients.create_client(name="Report Viewer", public=public, scopes=["reports:read"],
+                                 redirect_uris=[REDIRECT_URI])
+    return made.client, made.client_secret
+
+
+def test_deactivated_refresh_grant_and_introspection(served: Served) -> None:
+    client, secret = register()
+    session = oauth_session(client, secret, scope="reports:read")
+    location, _, verifier = authorize(served, served.login(), session)
+    token = session.fetch_token(served.url + "/oauth/token", authorization_response=location, code_verifier=verifier)
+    deactivate()
+    with pytest.raises(OAuthError) as caught:
+        session.refresh_token(served.url + "/oauth/token", refresh_token=token["refresh_token"])
+    assert caught.value.error == "invalid_grant"
+    for kind in ("access_token", "refresh_token"):
+        answer = session.introspect_token(served.url + "/oauth/introspect", token=token[kind])
+        assert answer.status_code == 200 and answer.json() == {"active": False}
+    assert [row.revoked_at for row in token_rows(served.app) if row.kind == "refresh"] == [None]  # no new row
+
+
+def test_deactivated_code_grant(served: Served) -> None:
+    client, secret = register()
+    session = oauth_session(client, secret, scope="reports:read")
+    location, _, verifier = authorize(served, served.login(), session)
+    deactivate()  # between the consent and the code exchange
+    with pytest.raises(OAuthError) as caught:
+        session.fetch_token(served.url + "/oauth/token", authorization_response=location, code_verifier=verifier)
+    assert caught.value.error == "invalid_grant"
+    assert token_rows(served.app) == []
+
+
+def test_deactivated_session_on_the_consent_page(served: Served) -> None:
+    client, _ = register(public=True)
+    browser = served.login()
+    deactivate()
+    url, _ = oauth_session(client, scope="reports:read").create_authorization_url(
+        served.url + "/oauth/authorize", code_verifier="v" * 48)
+    page = browser.get(url, allow_redirects=False, timeout=10)
+    assert page.status_code == 403 and page.json()["error"] == "account_disabled"
+    # ... and the session was ended: the next try is sent to the login page.
+    again = browser.get(url, allow_redirects=False, timeout=10)
+    assert again.status_code == 302 and "/login" in again.headers["Location"]
+
+
+def test_deactivated_session_on_the_token_page(make_app: Callable[..., Flask]) -> None:
+    app = make_app(APITOKENS_LOGIN_VIEW="/login")
+    with app.app_context():
+        hostapp.make_user("alice")
+        client = app.test_client()
+        client.post("/login", data={"username": "alice"})
+        assert client.get("/tokens").status_code == 200
+        deactivate()
+        page = client.get("/tokens")
+        assert page.status_code == 403 and b"disabled" in page.data and b"<form" not in page.data
+        again = client.get("/tokens")
+        assert again.status_code == 302 and "/login" in again.headers["Location"]
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("get", "/api/me"), ("get", "/api/tokens"), ("delete", "/api/tokens"), ("post", "/api/token"),
+    ("get", "/either"),  # a host view with login_or_token_required
+])
+def test_deactivated_session_on_json_routes(make_app: Callable[..., Flask], method: str, path: str) -> None:
+    app = make_app()
+    with app.app_context():
+        hostapp.make_user("alice")
+        client = app.test_client()
+        client.post("/login", data={"username": "alice"})
+        deactivate()
+        assert_error(getattr(client, method)(path), 403, "account_disabled")
+        assert token_rows(app) == []
+        assert_error(client.get("/api/me"), 401, "unauthorized")  # logged out
+
+
+def test_user_store_is_active_reads_the_active_column(make_app: Callable[..., Flask]) -> None:
+    # The one rule: the column the token check reads, not UserMixin's is_active.
+    app = make_app()
+    with app.app_context():
+        store = app.extensions["apitokens"].users
+        user = hostapp.make_user("alice")
+        assert store.is_active(user) is True
+        deactivate()
+        assert store.is_active(hostapp.db.session.get(hostapp.User, user.id)) is False
+
+
+def test_tokens_of_a_deactivated_person_stop_everywhere(make_app: Callable[..., Flask],
+                                                        issue: Callable[..., str]) -> None:
+    app = make_app()
+    with app.app_context():
+        alice = hostapp.make_user("alice")
+        token = issue(alice, scopes=["reports:read", "tokens"])
+        client = app.test_client()
+        assert client.get("/reports", headers=auth(token)).status_code == 200
+        deactivate()
+        for path in ("/reports", "/api/me", "/api/tokens", "/either"):
+            assert_error(client.get(path, headers=auth(token)), 401, "invalid_token")
