@@ -11,6 +11,9 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
+
+from werkzeug.security import generate_password_hash
 
 from . import crypto
 
@@ -97,6 +100,11 @@ DEFAULTS: dict[str, Any] = {
     "APITOKENS_OAUTH2_REFRESH_TOKEN_EXPIRES_IN": 30 * DAY,
     #: Lifetime of OAuth2 authorization codes.
     "APITOKENS_OAUTH2_CODE_EXPIRES_IN": 60,
+    #: The OAuth2 server's issuer (RFC 8414), e.g. ``"https://example.com"``: the
+    #: metadata document's ``issuer`` and endpoints, and introspection's ``iss``.
+    #: ``None``: taken from the request's ``Host``, which a client chooses; set it
+    #: in production, together with Flask's ``TRUSTED_HOSTS``.
+    "APITOKENS_OAUTH2_ISSUER": None,
     #: Path of the login page the OAuth2 consent and the token page send people to
     #: (an endpoint name or a URL); default: Flask-Login's ``login_view``.
     "APITOKENS_LOGIN_VIEW": None,
@@ -106,6 +114,10 @@ DEFAULTS: dict[str, Any] = {
     "APITOKENS_UI": True,
     #: Expiry choices offered on the token page, in days.
     "APITOKENS_UI_EXPIRY_CHOICES": [7, 30, 90, 365],
+    #: werkzeug method of the password hashes the host makes (``generate_password_hash``'s
+    #: ``method``). A login for an unknown user is checked against a dummy hash of this
+    #: method, so it costs what a known user's costs. ``None``: werkzeug's default.
+    "APITOKENS_PASSWORD_HASH_METHOD": None,
     #: Limit per client address on the routes that take a credential (Flask-Limiter notation).
     "APITOKENS_RATE_LIMIT": "30/minute",
     #: Limit per account name on the routes that take a credential.
@@ -249,6 +261,20 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any] | None
     for key in ("APITOKENS_OAUTH_PROVIDERS", "APITOKENS_LDAP_GROUP_SCOPES"):
         if not isinstance(values[key], Mapping):
             raise _fail(key, f"expected a dict, got {values[key]!r}")
+
+    issuer = values["APITOKENS_OAUTH2_ISSUER"]
+    if issuer is not None:
+        parts = urlsplit(issuer) if isinstance(issuer, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
+                or parts.fragment:
+            raise _fail("APITOKENS_OAUTH2_ISSUER", f"expected an http(s) URL without query or fragment, got {issuer!r}")
+        values["APITOKENS_OAUTH2_ISSUER"] = issuer.rstrip("/")
+    method = values["APITOKENS_PASSWORD_HASH_METHOD"]
+    if method is not None:
+        try:
+            generate_password_hash("check", method=method)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise _fail("APITOKENS_PASSWORD_HASH_METHOD", f"not a werkzeug hash method: {method!r}") from exc
 
     secret_key = config.get("SECRET_KEY")
 

@@ -46,8 +46,8 @@ def test_the_host_user_model_is_the_readme_shape() -> None:
 
 
 @pytest.fixture
-def served(make_app: Callable[..., Flask]) -> Iterator[Served]:
-    app = make_app(APITOKENS_LOGIN_VIEW="/login")
+def served(make_app: Callable[..., Flask], request: pytest.FixtureRequest) -> Iterator[Served]:
+    app = make_app(APITOKENS_LOGIN_VIEW="/login", **getattr(request, "param", {}))
     with app.app_context():
         hostapp.make_user("alice")
     with serve(app) as running, app.app_context():
@@ -151,3 +151,66 @@ def test_tokens_of_a_deactivated_person_stop_everywhere(make_app: Callable[..., 
         deactivate()
         for path in ("/reports", "/api/me", "/api/tokens", "/either"):
             assert_error(client.get(path, headers=auth(token)), 401, "invalid_token")
+
+
+# -- 9: nested brackets are bad JSON, not a 500 or a false 503 ---------------------------------
+NESTED = "[" * 60_000  # 60 KB, under APITOKENS_MAX_BODY_SIZE
+UNREACHABLE = {"LDAP_HOST": "127.0.0.1", "LDAP_PORT": 9, "LDAP_BASE_DN": "dc=example,dc=org",
+               "APITOKENS_OAUTH_PROVIDERS": {"github": {"api_base_url": "http://127.0.0.1:9/"}}}
+BASIC_ALICE = {"Authorization": "Basic YWxpY2U6cHctY29ycmVjdA=="}  # alice:pw-correct
+
+
+@pytest.mark.parametrize(("path", "headers"), [
+    ("/api/token", {}), ("/api/authenticate/userpass", {}), ("/api/api_tokens", {}),
+    ("/api/authenticate/ldap", {}), ("/api/authenticate/github", {}), ("/api/user-token", BASIC_ALICE),
+])
+@pytest.mark.parametrize("body", [NESTED, '{"username": ' + NESTED])
+def test_deeply_nested_json_is_400(make_app: Callable[..., Flask], path: str, headers: dict[str, str],
+                                   body: str) -> None:
+    app = make_app(**UNREACHABLE)
+    with app.app_context():
+        hostapp.make_user("alice")
+        client = app.test_client()
+        response = client.post(path, data=body, content_type="application/json", headers=headers)
+        assert_error(response, 400, "invalid_json")
+        assert token_rows(app) == []
+        # The rate limiter read the same body: it still counts (no false 503, no bypass).
+        assert client.post(path, data=body, content_type="application/json", headers=headers).status_code == 400
+
+
+# -- 12: the issuer does not come from the Host header when it is configured ---------------------
+METADATA = "/.well-known/oauth-authorization-server"
+
+
+def test_configured_issuer_ignores_a_spoofed_host(make_app: Callable[..., Flask]) -> None:
+    app = make_app(APITOKENS_OAUTH2_ISSUER="https://auth.example.com/")
+    with app.app_context():
+        client = app.test_client()
+        for host in ("auth.example.com", "evil.example", "evil.example:8443"):
+            document = client.get(METADATA, headers={"Host": host}).json
+            assert document["issuer"] == "https://auth.example.com"
+            assert document["token_endpoint"] == "https://auth.example.com/oauth/token"
+            assert document["authorization_endpoint"] == "https://auth.example.com/oauth/authorize"
+
+
+@pytest.mark.parametrize("served", [{"APITOKENS_OAUTH2_ISSUER": "https://auth.example.com"}], indirect=True)
+def test_configured_issuer_in_introspection(served: Served) -> None:
+    client, secret = register()
+    session = oauth_session(client, secret, scope="reports:read")
+    location, _, verifier = authorize(served, served.login(), session)
+    token = session.fetch_token(served.url + "/oauth/token", authorization_response=location, code_verifier=verifier)
+    answer = session.introspect_token(served.url + "/oauth/introspect", token=token["access_token"],
+                                      headers={"Host": "evil.example"})
+    assert answer.json()["active"] is True and answer.json()["iss"] == "https://auth.example.com"
+
+
+def test_without_the_setting_the_issuer_is_the_request_host(make_app: Callable[..., Flask]) -> None:
+    app = make_app()
+    with app.app_context():
+        assert app.test_client().get(METADATA, headers={"Host": "a.example"}).json["issuer"] == "http://a.example"
+
+
+@pytest.mark.parametrize("bad", ["auth.example.com", "ftp://auth.example.com", "https://a.example/?x=1", 5])
+def test_a_bad_issuer_setting_names_the_key(make_app: Callable[..., Flask], bad: Any) -> None:
+    with pytest.raises(RuntimeError, match="APITOKENS_OAUTH2_ISSUER"):
+        make_app(APITOKENS_OAUTH2_ISSUER=bad)

@@ -146,6 +146,10 @@ class OAuth2Server(AuthorizationServer):
             record_grant(self.state, request.user, request.client, access.scope_list, commit=False)
         self.service.commit()
 
+    def issuer(self) -> str:
+        """APITOKENS_OAUTH2_ISSUER, else this request's own address (its Host header)."""
+        return self.state.settings["OAUTH2_ISSUER"] or request.host_url.rstrip("/")
+
     def active_user(self, user_id: Any) -> Any:
         """The user, if they exist and are active by the rule every path shares."""
         user = self.state.users.get(user_id)
@@ -354,7 +358,7 @@ class TokenIntrospection(_StoredTokenLookup, IntrospectionEndpoint):
             "username": profile.get("username"),
             "iat": _epoch(row.created_at),
             "exp": _epoch(row.expires_at) if row.expires_at else None,
-            "iss": request.host_url.rstrip("/"),
+            "iss": self.server.issuer(),
         }
 
 

@@ -168,7 +168,7 @@ def create_blueprint(app: Flask, state: Any) -> Any:
     def metadata() -> Any:
         if (refused := wrong_method("GET", "HEAD")) is not None:
             return refused
-        root = request.host_url.rstrip("/")
+        root = server.issuer()
         auth_methods = ["client_secret_basic", "client_secret_post", "none"]
         document = AuthorizationServerMetadata({
             "issuer": root,

@@ -118,7 +118,7 @@ class ProviderHTTP:
         body = self._read(provider, response, deadline)
         try:
             data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             log.warning("flask-apitokens: provider %s answered with a body that is not JSON", provider)
             raise bad_answer(provider, "with something that is not JSON") from None
         return Reply(status, data)

@@ -55,7 +55,7 @@ def read_body(*, form: bool = True) -> dict[str, Any]:
         )
     try:
         body = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[..." nested too deep
         raise errors.BadRequest(
             "The body is not valid JSON. (Strings and names need double quotes, not single quotes.)",
             code="invalid_json",
