@@ -66,7 +66,8 @@ class APITokens:
         loaded = load_settings(app.config, {f"APITOKENS_{k}": v for k, v in overrides.items()})
         startup.check_user_model(user_model, loaded.values, default_store=user_store is None)
         models = build_models(db, user_model)
-        users = user_store if user_store is not None else SQLAlchemyUserStore(db, user_model)
+        users = user_store if user_store is not None else SQLAlchemyUserStore(
+            db, user_model, password_hash_method=loaded["PASSWORD_HASH_METHOD"])
         service = TokenService(app, db, models, users, loaded)
         state = app.extensions["apitokens"] = State(app, db, models, users, loaded, service)
 

@@ -59,7 +59,7 @@ class SQLAlchemyUserStore:
     by looking at the model, and can be given explicitly."""
 
     def __init__(self, db: Any, user_model: Any, *, username_attr: str | None = None,
-                 email_attr: str | None = None) -> None:
+                 email_attr: str | None = None, password_hash_method: str | None = None) -> None:
         self.db = db
         self.model = user_model
         table = user_model.__table__
@@ -75,8 +75,9 @@ class SQLAlchemyUserStore:
         # The mapped attribute of that column (its name may differ from the column's).
         self._active_attr = (sa.inspect(user_model).get_property_by_column(self.active_column).key
                              if self.active_column is not None else None)
+        #: werkzeug method of the dummy hash (None: werkzeug's default); APITOKENS_PASSWORD_HASH_METHOD.
+        self.password_hash_method = password_hash_method
         self._dummy_hash: str | None = None
-        self._hash_method: str | None = None
 
     # -- lookups ----------------------------------------------------------------
     def get(self, user_id: Any) -> Any | None:
@@ -103,17 +104,15 @@ class SQLAlchemyUserStore:
 
     # -- passwords --------------------------------------------------------------
     def _dummy(self) -> str:
-        """A hash of a random password, made with the method of the real hashes
-        seen so far, so a check against it costs what a real check costs."""
+        """A hash of a random password made with the configured method (the one
+        the host makes its hashes with), so that checking a login for nobody
+        costs what checking a known user's costs. Not "the last method seen":
+        with hashes of mixed methods that made the cost of an unknown user
+        follow whichever user was tried last."""
         if self._dummy_hash is None:
-            method = {"method": self._hash_method} if self._hash_method else {}
+            method = {"method": self.password_hash_method} if self.password_hash_method else {}
             self._dummy_hash = generate_password_hash(secrets.token_urlsafe(16), **method)
         return self._dummy_hash
-
-    def _note_method(self, stored: str) -> None:
-        method = stored.split("$", 1)[0]
-        if method != self._hash_method and method.startswith(("scrypt", "pbkdf2")):
-            self._hash_method, self._dummy_hash = method, None
 
     def check_password(self, user: Any, password: str) -> bool:
         """True if ``password`` is the user's local password. A user with no local
@@ -124,7 +123,6 @@ class SQLAlchemyUserStore:
         if not stored:
             check_password_hash(self._dummy(), password)  # same time as a real check
             return False
-        self._note_method(stored)
         if hasattr(user, "check_password"):
             return bool(user.check_password(password))
         return check_password_hash(stored, password)

@@ -66,6 +66,7 @@ def create_app(database_url: str, **config: Any) -> Flask:
         APITOKENS_PASSWORD_EXCHANGE=True,
         APITOKENS_USER_TOKEN=True,
         APITOKENS_OAUTH2_SERVER=True,
+        APITOKENS_PASSWORD_HASH_METHOD=FAST_HASH,  # the method make_user hashes with
     )
     app.config.update(config)
     db.init_app(app)

@@ -7,6 +7,8 @@ column (tests/hostapp.py)."""
 
 from __future__ import annotations
 
+import statistics
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,10 +17,12 @@ import sqlalchemy as sa
 from authlib.integrations.base_client import OAuthError
 from flask import Flask
 from flask_login import UserMixin
+from werkzeug.security import generate_password_hash
 
 from flask_apitokens.oauth2 import clients
 from tests import hostapp
 from tests.conftest import auth, token_rows
+from tests.ldap_server import Slapd, slapd  # noqa: F401  (fixture)
 from tests.oauth2_server import REDIRECT_URI, Served, authorize, oauth_session, serve
 
 
@@ -214,3 +218,103 @@ def test_without_the_setting_the_issuer_is_the_request_host(make_app: Callable[.
 def test_a_bad_issuer_setting_names_the_key(make_app: Callable[..., Flask], bad: Any) -> None:
     with pytest.raises(RuntimeError, match="APITOKENS_OAUTH2_ISSUER"):
         make_app(APITOKENS_OAUTH2_ISSUER=bad)
+
+
+# -- 14: an unknown user costs what a known one costs ------------------------------------------
+def _median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+@pytest.mark.slow
+def test_unknown_user_costs_the_configured_method_with_mixed_hashes(tmp_path: Any) -> None:
+    # alice has a hash of werkzeug's default method (scrypt); bob a legacy cheap
+    # pbkdf2 one. Trying bob must not make the unknown-user check cheap.
+    app = hostapp.create_app(f"sqlite:///{tmp_path / 'mixed.sqlite3'}", RATELIMIT_ENABLED=False,
+                             APITOKENS_PASSWORD_HASH_METHOD=None)
+    with app.app_context():
+        hostapp.db.create_all()
+        hostapp.db.session.add_all([
+            hostapp.User(username="alice", email="alice@example.com", password_hash=generate_password_hash("pw")),
+            hostapp.User(username="bob", email="bob@example.com",
+                         password_hash=generate_password_hash("pw", method="pbkdf2:sha256:1000")),
+        ])
+        hostapp.db.session.commit()
+        client = app.test_client()
+
+        def timed(username: str) -> float:
+            started = time.perf_counter()
+            response = client.post("/api/authenticate/userpass", json={"username": username, "password": "guess"})
+            elapsed = time.perf_counter() - started
+            assert_error(response, 401, "invalid_credentials")
+            return elapsed
+
+        known, unknown = [], []
+        for i in range(20):
+            timed("bob")
+            if i % 2:
+                known.append(timed("alice")), unknown.append(timed(f"nobody{i}"))
+            else:
+                unknown.append(timed(f"nobody{i}")), known.append(timed("alice"))
+        print(f"\nmixed hashes, medians: known (scrypt) {_median_ms(known):.2f} ms, "
+              f"unknown {_median_ms(unknown):.2f} ms")
+        assert abs(_median_ms(known) - _median_ms(unknown)) <= 0.15 * max(_median_ms(known), _median_ms(unknown))
+        hostapp.db.session.remove()
+        hostapp.db.engine.dispose()
+
+
+@pytest.mark.parametrize("bad", ["bogus", "scrypt:x", 5])
+def test_a_bad_hash_method_setting_names_the_key(make_app: Callable[..., Flask], bad: Any) -> None:
+    with pytest.raises(RuntimeError, match="APITOKENS_PASSWORD_HASH_METHOD"):
+        make_app(APITOKENS_PASSWORD_HASH_METHOD=bad)
+
+
+def test_unknown_directory_user_binds_as_often_as_a_wrong_password(make_app: Callable[..., Flask], slapd: Slapd,  # noqa: F811
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import ldap3
+
+    binds: list[str] = []
+    real_bind = ldap3.Connection.bind
+
+    def counted(connection: Any, *args: Any, **kwargs: Any) -> Any:
+        binds.append(str(connection.user))
+        return real_bind(connection, *args, **kwargs)
+
+    monkeypatch.setattr(ldap3.Connection, "bind", counted)  # counts, and binds for real against slapd
+    app = make_app(**slapd.config, APITOKENS_LDAP_TIMEOUT=2, RATELIMIT_ENABLED=False)
+    with app.app_context():
+        client = app.test_client()
+
+        def binds_for(username: str) -> int:
+            binds.clear()
+            response = client.post("/api/authenticate/ldap", data={"username": username, "password": "guess"})
+            assert_error(response, 401, "invalid_credentials")
+            return len(binds)
+
+        assert binds_for("dora") == binds_for("nobody-here") == 2  # the search account's bind, then one more
+        assert token_rows(app) == []
+
+
+@pytest.mark.slow
+def test_unknown_directory_user_takes_the_time_of_a_wrong_password(make_app: Callable[..., Flask],
+                                                                   slapd: Slapd) -> None:  # noqa: F811
+    app = make_app(**slapd.config, APITOKENS_LDAP_TIMEOUT=2, RATELIMIT_ENABLED=False)
+    with app.app_context():
+        client = app.test_client()
+
+        def timed(username: str) -> float:
+            started = time.perf_counter()
+            response = client.post("/api/authenticate/ldap", data={"username": username, "password": "guess"})
+            elapsed = time.perf_counter() - started
+            assert response.status_code == 401
+            return elapsed
+
+        for _ in range(5):
+            timed("dora"), timed("nobody")
+        wrong_password, unknown = [], []
+        for i in range(150):
+            pair = [(wrong_password, "dora"), (unknown, f"nobody{i}")]
+            for samples, username in pair if i % 2 else reversed(pair):
+                samples.append(timed(username))
+        print(f"\nLDAP medians: wrong password {_median_ms(wrong_password):.2f} ms, "
+              f"unknown user {_median_ms(unknown):.2f} ms")
+        assert abs(_median_ms(wrong_password) - _median_ms(unknown)) <= 0.10 * _median_ms(wrong_password)

@@ -76,7 +76,7 @@ LDAP_DEFAULTS: dict[str, Any] = {
 
 @functools.cache
 def _manager_class() -> type[LDAP3LoginManager]:
-    from flask_ldap3_login import LDAP3LoginManager
+    from flask_ldap3_login import AuthenticationResponseStatus, LDAP3LoginManager
 
     class TimedLoginManager(LDAP3LoginManager):  # type: ignore[misc]
         """flask-ldap3-login's manager, with a receive timeout on every connection."""
@@ -94,6 +94,26 @@ def _manager_class() -> type[LDAP3LoginManager]:
             for server in current_app.ldap3_login_manager_server_pool.servers:  # type: ignore[attr-defined]
                 server.reset_availability()
             return super().authenticate(username, password)
+
+        def authenticate_search_bind(self, username: str, password: str) -> AuthenticationResponse:
+            response = super().authenticate_search_bind(username, password)
+            if response.status != AuthenticationResponseStatus.success and response.exception is None:
+                # Nobody by that name (or several): the library answered without
+                # the user's bind, one bind faster than a wrong password. Bind as
+                # nobody, so an unknown name costs what a wrong password costs.
+                self._dummy_bind(password)
+            return response
+
+        def _dummy_bind(self, password: str) -> None:
+            attr = current_app.config.get("LDAP_USER_LOGIN_ATTR") or "uid"
+            dn = f"{attr}=apitokens-nobody-{uuid.uuid4().hex},{self.full_user_search_dn}"
+            connection = self._make_connection(bind_user=dn, bind_password=password)
+            try:
+                connection.bind()
+            except Exception:  # noqa: BLE001, S110  (a refusal is the expected answer; the result is already known)
+                pass
+            finally:
+                self.destroy_connection(connection)
 
         def destroy_connection(self, connection: Any) -> None:
             try:
