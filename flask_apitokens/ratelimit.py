@@ -11,9 +11,12 @@ its own :class:`flask_limiter.Limiter`, leaving any Limiter of the host alone,
 and wraps every marked view of the application with two shared limits:
 
 - ``APITOKENS_RATE_LIMIT`` per client address, and
-- ``APITOKENS_ACCOUNT_RATE_LIMIT`` per account name (read from the body field
-  the route names, or from HTTP Basic); requests that name no account only
-  count against the address limit.
+- ``APITOKENS_ACCOUNT_RATE_LIMIT`` per account (named in the body field the
+  route names, or in HTTP Basic), counting refused attempts (401) only. A
+  name is resolved to its account when one exists, so its username and its
+  email share one budget; a name no account has gets a budget of its own
+  (case and spaces aside). Requests that name no account only count against
+  the address limit.
 
 Both limits are shared by all credential routes, so an attacker gains nothing
 by switching routes. Flask-Limiter's own keys apply: ``RATELIMIT_ENABLED``,
@@ -98,8 +101,29 @@ def _account_name(source: str) -> str | None:
             return None  # the view answers the bad body itself
     if not isinstance(value, str) or not value.strip():
         return None
+    name = _account_of(value.strip()[:_ACCOUNT_MAX], by_email=source == "email") or value.strip()
     # A digest keeps storage keys short, and email addresses out of Redis.
-    return hashlib.sha256(value.strip().casefold()[:_ACCOUNT_MAX].encode("utf-8", "replace")).hexdigest()[:32]
+    return hashlib.sha256(name.casefold()[:_ACCOUNT_MAX].encode("utf-8", "replace")).hexdigest()[:32]
+
+
+def _account_of(name: str, *, by_email: bool) -> str | None:
+    """The account ``name`` names (its username, or email, or id), so that the
+    username and the email of one account share one bucket; None for a name
+    no account has (its bucket is then the name itself)."""
+    import sqlalchemy as sa
+
+    from .credentials import state
+
+    users = state().users
+    try:
+        user = users.find_by_email(name) if by_email else users.find_by_login(name)
+    except sa.exc.SQLAlchemyError:
+        state().db.session.rollback()
+        return None  # the view meets the same outage and answers it
+    if user is None:
+        return None
+    profile = users.profile(user)
+    return str(profile.get("username") or profile.get("email") or f"\x00{profile['person_id']}")
 
 
 _REACHED = "apitokens.ratelimit_passed"
@@ -119,12 +143,19 @@ def _fail_closed(limited: Callable[..., Any], add_headers: Callable[[Response], 
     unlimited, nor answer 500: the route answers 503 until the storage is back.
     The response, 429 included, gets the rate-limit headers (see :func:`_confine`)."""
 
-    def headers(response: Response) -> Response:
-        return _retry_after_only_on_429(add_headers(response))
+    def after(response: Response) -> Response:
+        # Adds the headers and deducts a failure from the account's budget.
+        try:
+            return _retry_after_only_on_429(add_headers(response))
+        except Exception as exc:
+            logging.getLogger("flask_apitokens").warning(
+                "flask-apitokens: rate-limit storage error: %s", type(exc).__name__)
+            return errors.ServiceUnavailable("The rate-limit store is unavailable; try again shortly.",
+                                             code="rate_limit_unavailable").response()
 
     @functools.wraps(limited)
     def checked(*args: Any, **kwargs: Any) -> Any:
-        after_this_request(headers)
+        after_this_request(after)
         try:
             return limited(*args, **kwargs)
         except (HTTPException, errors.APITokensError):
@@ -147,6 +178,11 @@ def _retry_after_only_on_429(response: Response) -> Response:
     if response.status_code not in (429, 503):
         response.headers.pop("Retry-After", None)
     return response
+
+
+def _failed(response: Response) -> bool:
+    """A refused credential: what counts against the account's budget."""
+    return response.status_code == 401
 
 
 def _breach_response(limit: Any) -> Response:
@@ -177,9 +213,12 @@ def init_app(app: Flask, state: State) -> Limiter:
         def key(source: str | None = source) -> str:
             return account_name(source) or ""
 
+        # Only failures count against an account (checked before the view, deducted
+        # after it): a script that logs in often must not lock its own account out.
         per_account = limiter.shared_limit(
             settings["ACCOUNT_RATE_LIMIT"], scope="apitokens-account", key_func=key,
             exempt_when=lambda source=source: account_name(source) is None,
+            deduct_when=_failed,
         )
         # Wrapped per application: the module-level view stays as it was.
         app.view_functions[endpoint] = _fail_closed(per_address(per_account(_reached(view))), add_headers)

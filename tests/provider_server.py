@@ -9,6 +9,12 @@ One werkzeug app, three personalities over one set of accounts:
 - OpenID Connect at ``/oidc/``: ``GET .well-known/openid-configuration``,
   ``GET userinfo``.
 
+Each token belongs to an OAuth app (``client_id``); the server says which, as
+the real ones do: GitHub's ``POST applications/<client_id>/token`` (Basic
+auth as that app), GitLab's ``GET /gitlab/oauth/token/info``, Google's
+``POST /oidc/tokeninfo`` (``aud``/``azp``) and RFC 7662 ``POST /oidc/introspect``
+(Basic auth as a registered app).
+
 It issues its own access tokens (:meth:`ProviderServer.token_for`), and can
 be made slow (``delay``), made to misbehave (``fault``), and stopped.
 """
@@ -37,15 +43,22 @@ class Account:
     name: str = ""
 
 
+#: The OAuth app (client id, secret) the tests' site is registered as at every provider.
+SITE_APP = ("site-app-id", "site-app-secret")
+OTHER_APP = ("other-app-id", "other-app-secret")
+
+
 @dataclass
 class Grant:
     account: Account
     #: Whether the token may read the email list (GitHub's ``user:email`` scope).
     emails_scope: bool = True
+    #: The OAuth app the token was issued to.
+    client_id: str = SITE_APP[0]
 
 
 #: Faults the server can be told to commit, on every path or on those under ``fault_path``.
-FAULTS = ("html", "500", "503", "shape", "no-id", "huge", "redirect", "ratelimit", "401", "empty", "trickle",
+FAULTS = ("nested", "html", "500", "503", "shape", "no-id", "huge", "redirect", "ratelimit", "401", "empty", "trickle",
           "trickle-length")
 
 
@@ -100,10 +113,10 @@ class ProviderServer:
         self._codes.clear()
         self.delay, self.delay_path, self.fault, self.fault_path = 0.0, "/", None, "/"
 
-    def token_for(self, account: Account, *, emails_scope: bool = True) -> str:
-        """A new access token of ``account`` at this server."""
+    def token_for(self, account: Account, *, emails_scope: bool = True, client_id: str = SITE_APP[0]) -> str:
+        """A new access token of ``account`` at this server, issued to the app ``client_id``."""
         token = "gho_" + secrets.token_urlsafe(24)
-        self.grants[token] = Grant(account, emails_scope)
+        self.grants[token] = Grant(account, emails_scope, client_id)
         return token
 
     def paths(self) -> list[str]:
@@ -120,12 +133,20 @@ class ProviderServer:
             self._wake.wait(self.delay)
         if path.startswith("/github/login/oauth/"):
             return self._web_login(request, path.removeprefix("/github/login/oauth/"))
-        if request.method != "GET":
-            return _json({"message": "Method not allowed"}, 405)
         if self.fault and path.startswith(self.fault_path):
             faulty = self._fault(self.fault, path)
             if faulty is not None:
                 return faulty
+        if request.method == "POST":
+            return self._post(request, path)
+        if request.method != "GET":
+            return _json({"message": "Method not allowed"}, 405)
+        if path == "/gitlab/oauth/token/info":
+            grant = self._grant(request)
+            if grant is None:
+                return _json({"error": "invalid_token"}, 401)
+            return _json({"resource_owner_id": grant.account.id, "scope": ["read_user"], "expires_in": 7200,
+                          "application": {"uid": grant.client_id}, "created_at": 1700000000})
 
         if path == "/oidc/.well-known/openid-configuration":
             return _json(self._discovery())
@@ -173,6 +194,39 @@ class ProviderServer:
             return _json({"access_token": self.token_for(found[2]), "token_type": "bearer", "scope": "user:email"})
         return _json({"message": "Not Found"}, 404)
 
+    def _post(self, request: Request, path: str) -> Response:
+        """The token checks: which app a token was issued to."""
+        apps = dict([SITE_APP, OTHER_APP])
+        auth = request.authorization
+        app_ok = auth is not None and auth.type == "basic" and apps.get(auth.username or "") == auth.password
+        for prefix in ("/github/", "/ghe/api/v3/"):
+            if path.startswith(prefix + "applications/") and path.endswith("/token"):
+                client_id = path[len(prefix + "applications/"):-len("/token")]
+                if not app_ok or auth is None or auth.username != client_id:
+                    return _json({"message": "Requires authentication"}, 401)
+                body = request.get_json(silent=True) or {}
+                grant = self.grants.get(body.get("access_token", ""))
+                if grant is None or grant.client_id != client_id:
+                    return _json({"message": "Not Found"}, 404)
+                return _json({"id": 1, "token": body["access_token"], "scopes": ["user:email"],
+                              "app": {"client_id": grant.client_id, "name": "an app", "url": "https://example.net"},
+                              "user": {"login": grant.account.login, "id": grant.account.id}})
+        if path == "/oidc/tokeninfo":  # Google's
+            grant = self.grants.get(request.form.get("access_token", ""))
+            if grant is None:
+                return _json({"error": "invalid_token", "error_description": "Invalid Value"}, 400)
+            return _json({"aud": grant.client_id, "azp": grant.client_id, "sub": f"oidc-{grant.account.id}",
+                          "scope": "openid email", "exp": "1900000000", "expires_in": "3599"})
+        if path == "/oidc/introspect":  # RFC 7662
+            if not app_ok:
+                return _json({"error": "invalid_client"}, 401)
+            grant = self.grants.get(request.form.get("token", ""))
+            if grant is None:
+                return _json({"active": False})
+            return _json({"active": True, "client_id": grant.client_id, "sub": f"oidc-{grant.account.id}",
+                          "token_type": "Bearer", "scope": "openid email"})
+        return _json({"message": "Method not allowed"}, 405)
+
     def _grant(self, request: Request) -> Grant | None:
         scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
         if scheme.lower() not in ("bearer", "token"):
@@ -186,6 +240,7 @@ class ProviderServer:
             "authorization_endpoint": base + "/authorize",
             "token_endpoint": base + "/token",
             "userinfo_endpoint": base + "/userinfo",
+            "introspection_endpoint": base + "/introspect",
             "jwks_uri": base + "/jwks",
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
@@ -229,6 +284,8 @@ class ProviderServer:
 
     def _fault(self, fault: str, path: str) -> Response | None:
         listing = path.endswith("/emails")
+        if fault == "nested":  # JSON nested too deep for Python's parser
+            return Response("[" * 100_000 + "]" * 100_000, 200, mimetype="application/json")
         if fault == "html":
             return Response("<html><body>Whoops, we'll be right back</body></html>", 200, mimetype="text/html")
         if fault in ("500", "503", "401"):

@@ -20,10 +20,13 @@ from flask_login import UserMixin
 from werkzeug.security import generate_password_hash
 
 from flask_apitokens.oauth2 import clients
+from flask_apitokens.providers import load_providers
 from tests import hostapp
 from tests.conftest import auth, token_rows
 from tests.ldap_server import Slapd, slapd  # noqa: F401  (fixture)
 from tests.oauth2_server import REDIRECT_URI, Served, authorize, oauth_session, serve
+from tests.provider_server import OTHER_APP, SITE_APP, ProviderServer
+from tests.test_providers import OCTO, exchange, provider_server, providers_config  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
@@ -318,3 +321,146 @@ def test_unknown_directory_user_takes_the_time_of_a_wrong_password(make_app: Cal
         print(f"\nLDAP medians: wrong password {_median_ms(wrong_password):.2f} ms, "
               f"unknown user {_median_ms(unknown):.2f} ms")
         assert abs(_median_ms(wrong_password) - _median_ms(unknown)) <= 0.10 * _median_ms(wrong_password)
+
+
+# -- 8: one budget per account, counting failures only -----------------------------------------
+def _try(client: Any, path: str, name: str, password: str, ip: str) -> int:
+    field = "email" if path == "/api/api_tokens" else "username"
+    return client.post(path, json={field: name, "password": password}, environ_base={"REMOTE_ADDR": ip}).status_code
+
+
+def test_username_and_email_of_one_account_share_one_budget(make_app: Callable[..., Flask]) -> None:
+    app = make_app(APITOKENS_RATE_LIMIT="100/minute", APITOKENS_ACCOUNT_RATE_LIMIT="2/minute")
+    with app.app_context():
+        hostapp.make_user("alice")
+        client = app.test_client()
+        assert _try(client, "/api/authenticate/userpass", "alice", "guess-1", "10.1.0.1") == 401
+        assert _try(client, "/api/api_tokens", "Alice@Example.com", "guess-2", "10.1.0.2") == 401
+        for path, name in (("/api/authenticate/userpass", "alice"), ("/api/authenticate/userpass", "alice@example.com"),
+                           ("/api/api_tokens", "alice@example.com")):
+            response = client.post(path, json={"email" if "api_tokens" in path else "username": name,
+                                               "password": "pw-correct"}, environ_base={"REMOTE_ADDR": "10.1.0.3"})
+            assert_error(response, 429, "rate_limited")
+        assert token_rows(app) == []
+        # Names no account has keep a budget each.
+        assert _try(client, "/api/authenticate/userpass", "nobody-1", "x", "10.1.0.4") == 401
+        assert _try(client, "/api/authenticate/userpass", "nobody-2", "x", "10.1.0.4") == 401
+
+
+def test_successful_logins_do_not_use_the_account_budget(make_app: Callable[..., Flask]) -> None:
+    app = make_app(APITOKENS_RATE_LIMIT="100/minute", APITOKENS_ACCOUNT_RATE_LIMIT="3/minute")
+    with app.app_context():
+        hostapp.make_user("alice")
+        client = app.test_client()
+        assert [_try(client, "/api/authenticate/userpass", "alice", "pw-correct", "10.2.0.1")
+                for _ in range(6)] == [200] * 6
+        assert len(token_rows(app)) == 6
+        # Failures still do: three, then even the right password waits.
+        assert [_try(client, "/api/authenticate/userpass", "alice", "guess", "10.2.0.2")
+                for _ in range(3)] == [401] * 3
+        assert _try(client, "/api/authenticate/userpass", "alice", "pw-correct", "10.2.0.3") == 429
+        assert len(token_rows(app)) == 6
+
+
+def test_basic_routes_share_the_account_budget(make_app: Callable[..., Flask]) -> None:
+    app = make_app(APITOKENS_RATE_LIMIT="100/minute", APITOKENS_ACCOUNT_RATE_LIMIT="2/minute")
+    with app.app_context():
+        hostapp.make_user("alice")
+        client = app.test_client()
+        good = {"Authorization": "Basic YWxpY2U6cHctY29ycmVjdA=="}
+        bad = {"Authorization": "Basic YWxpY2VAZXhhbXBsZS5jb206d3Jvbmc="}  # alice@example.com:wrong
+        assert [client.post("/api/user-token", headers=good).status_code for _ in range(4)] == [201] * 4
+        assert _try(client, "/api/authenticate/userpass", "alice", "guess", "10.3.0.1") == 401
+        assert client.post("/api/user-token", headers=bad).status_code == 401
+        assert client.post("/api/user-token", headers=good).status_code == 429
+
+
+# -- 11: a provider's token must have been issued to this site's app ----------------------------
+@pytest.fixture
+def fake(provider_server: ProviderServer) -> Iterator[ProviderServer]:  # noqa: F811
+    provider_server.reset()
+    yield provider_server
+    provider_server.reset()
+
+
+def _checked(url: str, **changes: Any) -> dict[str, Any]:
+    app_id, secret = SITE_APP
+    config = providers_config(url)
+    config["github"].update(client_id=app_id, client_secret=secret)
+    config["ghe"].update(client_id=app_id, client_secret=secret)
+    config["gitlab"].update(client_id=app_id)
+    config["google"].update(client_id=app_id, tokeninfo_endpoint=url + "oidc/tokeninfo")
+    config["corp"].update(client_id=app_id, client_secret=secret)
+    for name, entry in changes.items():
+        config[name].update(entry)
+    return config
+
+
+CHECKED = ["github", "ghe", "gitlab", "google", "corp"]
+
+
+@pytest.mark.parametrize("name", CHECKED)
+def test_a_token_issued_to_another_app_is_refused(make_app: Callable[..., Flask], fake: ProviderServer,
+                                                  name: str) -> None:
+    app = make_app(APITOKENS_OAUTH_PROVIDERS=_checked(fake.url), APITOKENS_PROVIDER_TIMEOUT=2)
+    with app.app_context():
+        client = app.test_client()
+        stolen = fake.token_for(OCTO, client_id=OTHER_APP[0])  # held by another company's app
+        assert_error(exchange(client, name, stolen, "octo@example.net"), 401, "token_not_for_this_app")
+        assert token_rows(app) == [] and hostapp.db.session.execute(sa.select(hostapp.User)).first() is None
+        # The site's own app's token still works.
+        response = exchange(client, name, fake.token_for(OCTO), "octo@example.net")
+        assert response.status_code == 200, response.get_json()
+        assert len(token_rows(app)) == 1
+
+
+@pytest.mark.parametrize("name", CHECKED)
+def test_an_unknown_token_is_still_401_when_checked(make_app: Callable[..., Flask], fake: ProviderServer,
+                                                   name: str) -> None:
+    app = make_app(APITOKENS_OAUTH_PROVIDERS=_checked(fake.url), APITOKENS_PROVIDER_TIMEOUT=2)
+    with app.app_context():
+        response = exchange(app.test_client(), name, "gho_not-a-token", "octo@example.net")
+        assert response.status_code == 401 and response.json["error"] in ("invalid_provider_token",
+                                                                          "token_not_for_this_app")
+        assert token_rows(app) == []
+
+
+@pytest.mark.parametrize("name", ["github", "corp"])
+def test_a_wrong_client_secret_is_a_502_that_says_so(make_app: Callable[..., Flask], fake: ProviderServer,
+                                                     name: str) -> None:
+    app = make_app(APITOKENS_OAUTH_PROVIDERS=_checked(fake.url, **{name: {"client_secret": "wrong"}}),
+                   APITOKENS_PROVIDER_TIMEOUT=2)
+    with app.app_context():
+        response = exchange(app.test_client(), name, fake.token_for(OCTO), "octo@example.net")
+        assert_error(response, 502, "provider_error")
+        assert "client_id / client_secret" in response.json["message"]
+        assert token_rows(app) == []
+
+
+def test_an_unchecked_provider_takes_any_apps_token(make_app: Callable[..., Flask], fake: ProviderServer) -> None:
+    # What docs/providers.rst warns about: no client_id configured, no check.
+    app = make_app(APITOKENS_OAUTH_PROVIDERS=providers_config(fake.url), APITOKENS_PROVIDER_TIMEOUT=2)
+    with app.app_context():
+        stolen = fake.token_for(OCTO, client_id=OTHER_APP[0])
+        assert exchange(app.test_client(), "github", stolen, "octo@example.net").status_code == 200
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ({"kind": "github", "client_id": "x"}, "client_secret is needed"),
+    ({"server_metadata_url": "https://id.example/.well-known/openid-configuration", "client_id": "x"},
+     "client_secret is needed"),
+    ({"kind": "github", "client_secret": "s"}, "client_secret without client_id"),
+    ({"kind": "gitlab", "client_id": ""}, "client_id must be"),
+    ({"kind": "github", "tokeninfo_endpoint": "https://x.example/"}, "for OpenID Connect providers"),
+])
+def test_client_check_settings_are_validated(entry: dict[str, Any], message: str) -> None:
+    with pytest.raises(RuntimeError, match=message):
+        load_providers({"p": entry})
+
+
+def test_a_provider_answer_nested_too_deep_is_a_502(make_app: Callable[..., Flask], fake: ProviderServer) -> None:
+    app = make_app(APITOKENS_OAUTH_PROVIDERS=providers_config(fake.url), APITOKENS_PROVIDER_TIMEOUT=2)
+    with app.app_context():
+        fake.fault = "nested"
+        response = exchange(app.test_client(), "github", fake.token_for(OCTO), "octo@example.net")
+        assert_error(response, 502, "provider_error")

@@ -38,6 +38,13 @@ def token_refused(provider: str, why: str = "did not accept the access token") -
     return errors.Unauthorized(f"The provider {provider!r} {why}.", code="invalid_provider_token")
 
 
+def other_app(provider: str) -> errors.Unauthorized:
+    """The provider vouches for the token, but it was issued to another OAuth app:
+    whoever holds it (that app) must not log in here as its owner."""
+    return errors.Unauthorized(f"The access token was issued to another application, not to this site's "
+                               f"{provider!r} app.", code="token_not_for_this_app")
+
+
 def text(value: Any, *, allow_empty: bool = False) -> bool:
     return isinstance(value, str) and (allow_empty or value != "") and "\x00" not in value
 

@@ -4,10 +4,28 @@
 
 from __future__ import annotations
 
-from .account import ProviderAccount, UserAPIKind, bad_answer, emails, text
+from urllib.parse import quote
+
+from .account import ProviderAccount, UserAPIKind, bad_answer, emails, other_app, text
 
 
 class Kind(UserAPIKind):
+    def check_client(self, access_token: str) -> None:
+        """GitHub's "check a token" API, authenticated as this site's OAuth app:
+        404 for a token of another app (or none)."""
+        name, client = self.config.name, self.config.client
+        url = f"{self.base}applications/{quote(self.config.client_id or '', safe='')}/token"
+        reply = self.http.post_as_client(name, url, client, json_body={"access_token": access_token})
+        if reply.status in (404, 422):
+            raise other_app(name)
+        if reply.status != 200:
+            raise bad_answer(name, f"the token check with HTTP status {reply.status}")
+        app = reply.data.get("app") if isinstance(reply.data, dict) else None
+        if not isinstance(app, dict):
+            raise bad_answer(name, "the token check without the token's app")
+        if app.get("client_id") != self.config.client_id:
+            raise other_app(name)
+
     def account(self, access_token: str) -> ProviderAccount:
         name = self.config.name
         user, subject = self.fetch_user(access_token)

@@ -5,7 +5,7 @@ token may read them."""
 
 from __future__ import annotations
 
-from .account import ProviderAccount, UserAPIKind, bad_answer, emails, text
+from .account import ProviderAccount, UserAPIKind, bad_answer, emails, other_app, text
 
 
 def _confirmed(entry: dict) -> bool:
@@ -14,6 +14,18 @@ def _confirmed(entry: dict) -> bool:
 
 class Kind(UserAPIKind):
     login_field = "username"
+
+    def check_client(self, access_token: str) -> None:
+        """GitLab's (Doorkeeper's) ``GET /oauth/token/info`` names the token's app (``application.uid``)."""
+        name = self.config.name
+        instance = self.base[: -len("api/v4/")] if self.base.endswith("/api/v4/") else self.base
+        reply = self.http.get(name, instance + "oauth/token/info", access_token=access_token)
+        if reply.status != 200 or not isinstance(reply.data, dict):
+            raise bad_answer(name, f"the token info query with HTTP status {reply.status}")
+        application = reply.data.get("application")
+        uid = application.get("uid") if isinstance(application, dict) else None
+        if uid != self.config.client_id:
+            raise other_app(name)
 
     def account(self, access_token: str) -> ProviderAccount:
         name = self.config.name

@@ -83,13 +83,25 @@ class ProviderHTTP:
         Raises for what no caller can use: no connection, a timeout, a 401, a
         redirect, a rate limit, a 5xx, a 2xx that is not JSON. Other 4xx come back
         as a :class:`Reply` without data for the caller to judge."""
+        return self._call(provider, "GET", url, access_token=access_token)
+
+    def post_as_client(self, provider: str, url: str, client: tuple[str, str] | None, *,
+                       form: dict[str, str] | None = None, json_body: dict[str, str] | None = None) -> Reply:
+        """POST to ``url`` authenticated as this site's OAuth client (HTTP Basic
+        ``client``, when given). A 401 or 403 then means the provider refused
+        the site's client credentials: a configuration error (502), not the user's."""
+        return self._call(provider, "POST", url, access_token=None, client=client, form=form, json_body=json_body)
+
+    def _call(self, provider: str, method: str, url: str, *, access_token: str | None,
+              client: tuple[str, str] | None = None, form: dict[str, str] | None = None,
+              json_body: dict[str, str] | None = None) -> Reply:
         token = {"access_token": access_token, "token_type": "bearer"} if access_token is not None else None
         deadline = time.monotonic() + self.timeout
         with OAuth2Session(token=token) as session:
             try:
-                response = session.get(
-                    url, withhold_token=access_token is None, timeout=(self.timeout, self.timeout),
-                    stream=True, allow_redirects=False,
+                response = session.request(
+                    method, url, withhold_token=access_token is None, timeout=(self.timeout, self.timeout),
+                    stream=True, allow_redirects=False, auth=client, data=form, json=json_body,
                     headers={"Accept": "application/json", "User-Agent": _USER_AGENT},
                 )
             except requests.Timeout:
@@ -99,10 +111,14 @@ class ProviderHTTP:
                 log.warning("flask-apitokens: provider %s unreachable: %s", provider, type(exc).__name__)
                 raise _unreachable(provider) from None
             with response:
-                return self._reply(provider, response, deadline)
+                return self._reply(provider, response, deadline, as_client=client is not None)
 
-    def _reply(self, provider: str, response: requests.Response, deadline: float) -> Reply:
+    def _reply(self, provider: str, response: requests.Response, deadline: float, *, as_client: bool = False) -> Reply:
         status = response.status_code
+        if as_client and status in (401, 403):
+            log.warning("flask-apitokens: provider %s refused this site's client credentials (HTTP %s)",
+                        provider, status)
+            raise bad_answer(provider, "that this site's client_id / client_secret are not valid")
         if status == 401:
             raise token_refused(provider)
         if status == 429 or (status == 403 and response.headers.get("X-RateLimit-Remaining") == "0"):

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from authlib.oidc.core import UserInfo
 from authlib.oidc.discovery import OpenIDProviderMetadata
 
-from .account import ProviderAccount, account_id, bad_answer, emails, text, token_refused
+from .account import ProviderAccount, account_id, bad_answer, emails, other_app, text, token_refused
 
 if TYPE_CHECKING:
     from . import ProviderConfig
@@ -36,26 +36,51 @@ def _verified(claim: Any) -> bool:
 class Kind:
     def __init__(self, config: ProviderConfig, http: ProviderHTTP) -> None:
         self.config, self.http = config, http
-        self._endpoint: tuple[str, float] | None = None
+        self._metadata: tuple[dict[str, Any], float] | None = None
+
+    def _discovered(self, key: str) -> str:
+        """``key`` of the (cached) discovery document, an http(s) URL."""
+        cached = self._metadata
+        name = self.config.name
+        if cached is None or cached[1] <= time.monotonic():
+            reply = self.http.get(name, self.config.server_metadata_url or "", access_token=None)
+            if reply.status != 200 or not isinstance(reply.data, dict):
+                raise bad_answer(name, "its discovery document with something other than a JSON object"
+                                 if reply.status == 200 else f"its discovery document with HTTP status {reply.status}")
+            cached = (dict(OpenIDProviderMetadata(reply.data)), time.monotonic() + METADATA_TTL)
+            self._metadata = cached  # one assignment: no lock needed
+        endpoint = cached[0].get(key)
+        if not _is_url(endpoint):
+            raise bad_answer(name, f"a discovery document without a {key} URL")
+        return str(endpoint)
 
     def userinfo_endpoint(self) -> str:
         """The configured endpoint, or the one in the (cached) discovery document."""
-        if self.config.userinfo_endpoint:
-            return self.config.userinfo_endpoint
-        cached = self._endpoint
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
-        name = self.config.name
-        reply = self.http.get(name, self.config.server_metadata_url or "", access_token=None)
+        return self.config.userinfo_endpoint or self._discovered("userinfo_endpoint")
+
+    def check_client(self, access_token: str) -> None:
+        """Whether the token was issued to this site's app: Google's tokeninfo
+        (``aud``/``azp``), else RFC 7662 introspection (``client_id``/``aud``),
+        asked as this site's client."""
+        name, config = self.config.name, self.config
+        if config.tokeninfo_endpoint:
+            reply = self.http.post_as_client(name, config.tokeninfo_endpoint, None, form={"access_token": access_token})
+            if reply.status == 400:  # Google's answer for a token it does not know
+                raise token_refused(name)
+            audiences = [reply.data.get("aud"), reply.data.get("azp")] if isinstance(reply.data, dict) else []
+        else:
+            endpoint = config.introspection_endpoint or self._discovered("introspection_endpoint")
+            reply = self.http.post_as_client(name, endpoint, config.client,
+                                             form={"token": access_token, "token_type_hint": "access_token"})
+            if reply.status == 200 and isinstance(reply.data, dict) and reply.data.get("active") is not True:
+                raise token_refused(name)
+            data = reply.data if isinstance(reply.data, dict) else {}
+            aud = data.get("aud")
+            audiences = [data.get("client_id"), *(aud if isinstance(aud, list) else [aud])]
         if reply.status != 200 or not isinstance(reply.data, dict):
-            raise bad_answer(name, "its discovery document with something other than a JSON object"
-                             if reply.status == 200 else f"its discovery document with HTTP status {reply.status}")
-        metadata = OpenIDProviderMetadata(reply.data)
-        endpoint = metadata.get("userinfo_endpoint")
-        if not _is_url(endpoint):
-            raise bad_answer(name, "a discovery document without a userinfo_endpoint URL")
-        self._endpoint = (endpoint, time.monotonic() + METADATA_TTL)  # one assignment: no lock needed
-        return endpoint
+            raise bad_answer(name, f"the token check with HTTP status {reply.status}")
+        if config.client_id not in audiences:
+            raise other_app(name)
 
     def account(self, access_token: str) -> ProviderAccount:
         name = self.config.name
