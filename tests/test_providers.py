@@ -654,7 +654,8 @@ def test_kind_defaults_and_aliases() -> None:
         "github": {},
         "gitlab": {},
         "google": {},
-        "ghe": {"kind": "github", "api_base_url": "https://ghe.example.com/api/v3", "client_id": "ignored"},
+        "ghe": {"kind": "github", "api_base_url": "https://ghe.example.com/api/v3", "client_id": "app",
+                "client_secret": "s"},
         "selfhosted": {"kind": "gitlab", "api_base_url": "https://git.example.com/gitlab/"},
         "gl-api": {"kind": "gitlab", "api_base_url": "https://git.example.com/api/v4/"},
         "keycloak": {"server_metadata_url": "https://sso.example.com/realms/x/.well-known/openid-configuration"},
@@ -665,6 +666,7 @@ def test_kind_defaults_and_aliases() -> None:
     assert providers["gitlab"].api_base_url == "https://gitlab.com/api/v4/"
     assert providers["google"].userinfo_endpoint == "https://openidconnect.googleapis.com/v1/userinfo"
     assert (providers["ghe"].kind, providers["ghe"].api_base_url) == ("github", "https://ghe.example.com/api/v3/")
+    assert providers["ghe"].client == ("app", "s") and providers["github"].client_id is None  # checked / unchecked
     assert providers["selfhosted"].api_base_url == "https://git.example.com/gitlab/api/v4/"
     assert providers["gl-api"].api_base_url == "https://git.example.com/api/v4/"
     assert (providers["keycloak"].kind, providers["keycloak"].userinfo_endpoint) == ("oidc", None)
