@@ -20,6 +20,7 @@ from flask import Flask, flash, jsonify, redirect, render_template, request, url
 from flask.cli import with_appcontext
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
+from flask_wtf.csrf import CSRFProtect
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired
 
@@ -30,6 +31,9 @@ from .models import User, db
 login_manager = LoginManager()
 login_manager.login_view = "login"
 apitokens = APITokens()
+# Every form POST of the demo (log in, log out, the OAuth2 demo's buttons) carries
+# a CSRF token; the extension exempts its own JSON routes, which take no cookie-only forms.
+csrf = CSRFProtect()
 
 DEMO_SCOPES = {"data:read": "Read the demo's protected data.", "data:write": "Change the demo's data."}
 
@@ -59,6 +63,8 @@ def create_app(**config: Any) -> Flask:
         APITOKENS_PASSWORD_EXCHANGE=True,
         APITOKENS_USER_TOKEN=True,
         APITOKENS_OAUTH2_SERVER=True,
+        # Another site's pages cannot send the session cookie with their POSTs or fetches.
+        SESSION_COOKIE_SAMESITE="Lax",
     )
     app.config.from_prefixed_env()
     app.config.update(config)
@@ -67,6 +73,7 @@ def create_app(**config: Any) -> Flask:
 
     db.init_app(app)
     login_manager.init_app(app)
+    csrf.init_app(app)
     apitokens.init_app(app, db=db, user_model=User)
     with app.app_context():
         db.create_all()

@@ -154,3 +154,20 @@ def test_log_in_with_github(tmp_path: Path) -> None:
 def test_no_github_login_without_its_settings(demo: Flask) -> None:
     assert b"github-login" not in demo.test_client().get("/login").data
     assert demo.test_client().get("/login/github").status_code == 404
+
+
+def test_logout_checks_csrf_and_the_session_cookie_is_samesite_lax(demo: Flask) -> None:
+    assert create_user(demo, "gail", "--email", "gail@example.com", "--password", "gail-password").exit_code == 0
+    client = demo.test_client()
+    page = client.get("/login")
+    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+    response = client.post("/login", data={"username": "gail", "password": "gail-password", "csrf_token": csrf})
+    assert response.status_code == 302
+    assert "SameSite=Lax" in response.headers["Set-Cookie"]
+    # Another site's form posting to /logout (no CSRF field) does not log the person out.
+    assert client.post("/logout").status_code == 400
+    data = client.get("/data")
+    assert data.status_code == 200
+    field = re.search(r'name="csrf_token" value="([^"]+)"', data.get_data(as_text=True)).group(1)
+    assert client.post("/logout", data={"csrf_token": field}).status_code == 302
+    assert client.get("/data").status_code == 302  # logged out: to the login page

@@ -60,12 +60,26 @@ def demo(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, 
             db.engine.dispose()
 
 
+CSRF = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
+
+
+def csrf_field(page: str) -> dict[str, str]:
+    """The page's CSRF field, for a form post (the demo checks it on every POST)."""
+    found = CSRF.search(page)
+    assert found is not None, page
+    return {"csrf_token": found.group(1)}
+
+
 def test_the_demo_plays_a_third_party_app(demo: tuple[Any, str]) -> None:
     app, url = demo
     browser = requests.Session()
-    assert "Connect the app" in browser.get(url + "/oauth-demo", timeout=10).text
+    home = browser.get(url + "/oauth-demo", timeout=10).text
+    assert "Connect the app" in home
+    # Without its CSRF field the button does nothing (another site's form cannot press it).
+    refused = browser.post(url + "/oauth-demo/start", allow_redirects=False, timeout=10)
+    assert refused.status_code == 400 and "CSRF" in refused.text
 
-    to_server = browser.post(url + "/oauth-demo/start", allow_redirects=False, timeout=10)
+    to_server = browser.post(url + "/oauth-demo/start", data=csrf_field(home), allow_redirects=False, timeout=10)
     assert to_server.status_code == 302 and "/oauth/authorize?" in to_server.headers["Location"]
     assert "code_challenge_method=S256" in to_server.headers["Location"]
     to_login = browser.get(to_server.headers["Location"], allow_redirects=False, timeout=10)
@@ -86,12 +100,14 @@ def test_the_demo_plays_a_third_party_app(demo: tuple[Any, str]) -> None:
     page = browser.get(to_callback.headers["Location"], timeout=10)
     assert page.status_code == 200 and 'id="demo-token"' in page.text and "apo_" in page.text
 
-    called = browser.post(url + "/oauth-demo/call", timeout=10)
+    for button in ("call", "refresh", "revoke"):
+        assert browser.post(url + f"/oauth-demo/{button}", timeout=10).status_code == 400  # no CSRF field
+    called = browser.post(url + "/oauth-demo/call", data=csrf_field(page.text), timeout=10)
     assert "HTTP 200" in called.text and "Quarterly report" in called.text
-    refreshed = browser.post(url + "/oauth-demo/refresh", timeout=10)
+    refreshed = browser.post(url + "/oauth-demo/refresh", data=csrf_field(called.text), timeout=10)
     assert "Refreshed" in refreshed.text
-    assert "HTTP 200" in browser.post(url + "/oauth-demo/call", timeout=10).text
-    revoked = browser.post(url + "/oauth-demo/revoke", timeout=10)
+    assert "HTTP 200" in browser.post(url + "/oauth-demo/call", data=csrf_field(refreshed.text), timeout=10).text
+    revoked = browser.post(url + "/oauth-demo/revoke", data=csrf_field(refreshed.text), timeout=10)
     assert "Revoked" in revoked.text and "Connect the app" in revoked.text
 
     with app.app_context():
