@@ -138,13 +138,14 @@ def _reached(view: Callable[..., Any]) -> Callable[..., Any]:
     return passed
 
 
-def _fail_closed(limited: Callable[..., Any], add_headers: Callable[[Response], Response]) -> Callable[..., Any]:
+def _fail_closed(limited: Callable[..., Any], add_headers: Callable[[Response], Response],
+                 refund: Callable[[Response], None]) -> Callable[..., Any]:
     """A limiter whose storage fails (Redis down) must not let guesses through
     unlimited, nor answer 500: the route answers 503 until the storage is back.
     The response, 429 included, gets the rate-limit headers (see :func:`_confine`)."""
 
     def after(response: Response) -> Response:
-        # Adds the headers and deducts a failure from the account's budget.
+        refund(response)
         try:
             return _retry_after_only_on_429(add_headers(response))
         except Exception as exc:
@@ -180,9 +181,37 @@ def _retry_after_only_on_429(response: Response) -> Response:
     return response
 
 
-def _failed(response: Response) -> bool:
-    """A refused credential: what counts against the account's budget."""
-    return response.status_code == 401
+_ACCOUNT_SCOPE = "apitokens-account"
+
+
+def _refunder(limiter: Limiter) -> Callable[[Response], None]:
+    """Give back the account budget an attempt took, unless the credential was
+    refused (401): only failures count against an account, so a script that
+    logs in often does not lock its own account out.
+
+    Every attempt is counted before the view runs (a test-then-count-after,
+    Flask-Limiter's ``deduct_when``, would let a burst of parallel guesses all
+    pass the test before any of them counts), then a success is refunded with
+    a negative hit. Fixed-window (the default) and sliding-window-counter
+    strategies can be refunded; with moving-window every attempt counts."""
+    from limits.strategies import FixedWindowRateLimiter, SlidingWindowCounterRateLimiter
+
+    def refund(response: Response) -> None:
+        if not limiter.enabled:
+            return
+        strategy = limiter.limiter
+        if response.status_code == 401 or not isinstance(
+                strategy, (FixedWindowRateLimiter, SlidingWindowCounterRateLimiter)):
+            return
+        for counted in limiter.current_limits:
+            if _ACCOUNT_SCOPE in counted.request_args and not counted.breached:
+                try:
+                    strategy.hit(counted.limit, *counted.request_args, cost=-1)
+                except Exception as exc:  # the attempt stays counted: the safe side
+                    logging.getLogger("flask_apitokens").warning(
+                        "flask-apitokens: rate-limit storage error: %s", type(exc).__name__)
+
+    return refund
 
 
 def _breach_response(limit: Any) -> Response:
@@ -204,6 +233,7 @@ def init_app(app: Flask, state: State) -> Limiter:
     )
     add_headers = _confine(app, limiter)
     per_address = limiter.shared_limit(settings["RATE_LIMIT"], scope="apitokens-address")
+    refund = _refunder(limiter)
     for endpoint, view in list(app.view_functions.items()):
         mark = getattr(view, _MARK, None)
         if mark is None:
@@ -213,15 +243,12 @@ def init_app(app: Flask, state: State) -> Limiter:
         def key(source: str | None = source) -> str:
             return account_name(source) or ""
 
-        # Only failures count against an account (checked before the view, deducted
-        # after it): a script that logs in often must not lock its own account out.
         per_account = limiter.shared_limit(
-            settings["ACCOUNT_RATE_LIMIT"], scope="apitokens-account", key_func=key,
+            settings["ACCOUNT_RATE_LIMIT"], scope=_ACCOUNT_SCOPE, key_func=key,
             exempt_when=lambda source=source: account_name(source) is None,
-            deduct_when=_failed,
         )
         # Wrapped per application: the module-level view stays as it was.
-        app.view_functions[endpoint] = _fail_closed(per_address(per_account(_reached(view))), add_headers)
+        app.view_functions[endpoint] = _fail_closed(per_address(per_account(_reached(view))), add_headers, refund)
 
     previous = app.error_handler_spec[None].get(429, {}).get(RateLimitExceeded)
 

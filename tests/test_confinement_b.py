@@ -464,3 +464,23 @@ def test_a_provider_answer_nested_too_deep_is_a_502(make_app: Callable[..., Flas
         fake.fault = "nested"
         response = exchange(app.test_client(), "github", fake.token_for(OCTO), "octo@example.net")
         assert_error(response, 502, "provider_error")
+
+
+def test_a_burst_of_parallel_guesses_still_meets_the_account_budget(make_app: Callable[..., Flask]) -> None:
+    # Failures only, but every attempt is counted before the password is checked:
+    # twelve guesses at once get three tries, not twelve.
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    app = make_app(APITOKENS_RATE_LIMIT="1000/minute", APITOKENS_ACCOUNT_RATE_LIMIT="3/minute")
+    with app.app_context():
+        hostapp.make_user("alice")
+    with serve(app) as running:
+        def guess(i: int) -> int:
+            return requests.post(running.url + "/api/authenticate/userpass", timeout=30,
+                                 json={"username": "alice", "password": f"guess-{i}"}).status_code
+
+        with ThreadPoolExecutor(12) as pool:
+            statuses = sorted(pool.map(guess, range(12)))
+    assert statuses == [401] * 3 + [429] * 9
