@@ -114,6 +114,12 @@ def _account_of(name: str, *, by_email: bool) -> str | None:
 
     from .credentials import state
 
+    try:
+        name.encode("utf-8")  # a lone surrogate ("\udcff") cannot even be sent to the database
+    except UnicodeEncodeError:
+        return None
+    if not name.isprintable():
+        return None  # control characters: no account's name
     users = state().users
     try:
         user = users.find_by_email(name) if by_email else users.find_by_login(name)

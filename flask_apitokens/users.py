@@ -50,6 +50,14 @@ class UserStore(Protocol):
         """``person_id``, ``username``, ``email``, ``organization``, ``is_admin``."""
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _first_attribute(model: Any, names: tuple[str, ...]) -> str | None:
     return next((name for name in names if hasattr(model, name)), None)
 
@@ -87,8 +95,8 @@ class SQLAlchemyUserStore:
         return sa.inspect(user).identity[0]
 
     def _one_by(self, attr: str | None, value: str, *, casefold: bool = False) -> Any | None:
-        if attr is None or not value:
-            return None
+        if attr is None or not value or not _utf8(value):
+            return None  # no user has a name the database cannot even be sent
         column = getattr(self.model, attr)
         clause = sa.func.lower(column) == value.lower() if casefold else column == value
         return self.db.session.execute(sa.select(self.model).where(clause).limit(2)).scalars().first()
@@ -128,6 +136,10 @@ class SQLAlchemyUserStore:
         return check_password_hash(stored, password)
 
     def authenticate(self, login: str, password: str, *, by_email: bool = False) -> Any | None:
+        if not (_utf8(login) and _utf8(password)):
+            # A lone surrogate ("\udcff" in JSON) can be neither looked up nor hashed:
+            # nobody has it, and refusing it costs what refusing anyone costs.
+            login, password = "", secrets.token_urlsafe(16)
         find = self.find_by_email if by_email else self.find_by_login
         user = find(login) if login else None
         if user is None:

@@ -260,7 +260,10 @@ def test_unknown_user_costs_the_configured_method_with_mixed_hashes(tmp_path: An
                 unknown.append(timed(f"nobody{i}")), known.append(timed("alice"))
         print(f"\nmixed hashes, medians: known (scrypt) {_median_ms(known):.2f} ms, "
               f"unknown {_median_ms(unknown):.2f} ms")
-        assert abs(_median_ms(known) - _median_ms(unknown)) <= 0.15 * max(_median_ms(known), _median_ms(unknown))
+        # Robust to a loaded machine: the old rule made every other unknown-user check
+        # cost a cheap pbkdf2 (a quarter of them far under half a scrypt check).
+        quartile = statistics.quantiles(unknown, n=4)[0] / statistics.quantiles(known, n=4)[0]
+        assert quartile >= 0.5 and 0.5 <= _median_ms(unknown) / _median_ms(known) <= 2, quartile
         hostapp.db.session.remove()
         hostapp.db.engine.dispose()
 
@@ -314,13 +317,16 @@ def test_unknown_directory_user_takes_the_time_of_a_wrong_password(make_app: Cal
         for _ in range(5):
             timed("dora"), timed("nobody")
         wrong_password, unknown = [], []
-        for i in range(150):
+        for i in range(200):
             pair = [(wrong_password, "dora"), (unknown, f"nobody{i}")]
             for samples, username in pair if i % 2 else reversed(pair):
                 samples.append(timed(username))
         print(f"\nLDAP medians: wrong password {_median_ms(wrong_password):.2f} ms, "
               f"unknown user {_median_ms(unknown):.2f} ms")
-        assert abs(_median_ms(wrong_password) - _median_ms(unknown)) <= 0.10 * _median_ms(wrong_password)
+        # One-sided: the leak is an unknown name answered faster (by one bind, about a
+        # quarter of the request before). Reading a found entry's attributes still
+        # costs a little, so a known name stays a few per cent slower.
+        assert _median_ms(unknown) >= 0.85 * _median_ms(wrong_password)
 
 
 # -- 8: one budget per account, counting failures only -----------------------------------------
@@ -345,6 +351,20 @@ def test_username_and_email_of_one_account_share_one_budget(make_app: Callable[.
         # Names no account has keep a budget each.
         assert _try(client, "/api/authenticate/userpass", "nobody-1", "x", "10.1.0.4") == 401
         assert _try(client, "/api/authenticate/userpass", "nobody-2", "x", "10.1.0.4") == 401
+
+
+@pytest.mark.parametrize(("name", "status"), [
+    ("\\udcff", 401), ("ada\\n", 401),  # refused logins: they count
+    ("ada\\u0000", 400), ("é" * 400, 400),  # bad fields: no login tried, nothing counted
+])
+def test_odd_names_get_a_budget_not_a_503(make_app: Callable[..., Flask], name: str, status: int) -> None:
+    app = make_app(APITOKENS_RATE_LIMIT="100/minute", APITOKENS_ACCOUNT_RATE_LIMIT="2/minute")
+    with app.app_context():
+        client = app.test_client()
+        body = '{"username": "' + name + '", "password": "x"}'  # JSON escapes as sent (a lone surrogate too)
+        statuses = [client.post("/api/authenticate/userpass", data=body, content_type="application/json").status_code
+                    for _ in range(3)]
+        assert statuses == ([status] * 2 + [429] if status == 401 else [status] * 3), statuses
 
 
 def test_successful_logins_do_not_use_the_account_budget(make_app: Callable[..., Flask]) -> None:
