@@ -354,8 +354,8 @@ def test_username_and_email_of_one_account_share_one_budget(make_app: Callable[.
 
 
 @pytest.mark.parametrize(("name", "status"), [
-    ("\\udcff", 401), ("ada\\n", 401),  # refused logins: they count
-    ("ada\\u0000", 400), ("é" * 400, 400),  # bad fields: no login tried, nothing counted
+    ("ada\\n", 401),  # a refused login: it counts
+    ("\\udcff", 400), ("ada\\u0000", 400), ("é" * 400, 400),  # bad fields: no login tried, nothing counted
 ])
 def test_odd_names_get_a_budget_not_a_503(make_app: Callable[..., Flask], name: str, status: int) -> None:
     app = make_app(APITOKENS_RATE_LIMIT="100/minute", APITOKENS_ACCOUNT_RATE_LIMIT="2/minute")
@@ -365,6 +365,18 @@ def test_odd_names_get_a_budget_not_a_503(make_app: Callable[..., Flask], name: 
         statuses = [client.post("/api/authenticate/userpass", data=body, content_type="application/json").status_code
                     for _ in range(3)]
         assert statuses == ([status] * 2 + [429] if status == 401 else [status] * 3), statuses
+
+
+@pytest.mark.parametrize("field", ["name", "username", "password"])
+def test_a_lone_surrogate_in_a_text_field_is_400_not_500(make_app: Callable[..., Flask], field: str) -> None:
+    app = make_app()
+    with app.app_context():
+        hostapp.make_user("alice")
+        body = {"username": '"alice"', "password": '"pw-correct"', "name": '"ci"', field: '"\\udcff"'}
+        data = "{" + ", ".join(f'"{key}": {value}' for key, value in body.items()) + "}"
+        response = app.test_client().post("/api/authenticate/userpass", data=data, content_type="application/json")
+        assert_error(response, 400, "invalid_field")
+        assert token_rows(app) == []
 
 
 def test_successful_logins_do_not_use_the_account_budget(make_app: Callable[..., Flask]) -> None:
