@@ -131,15 +131,24 @@ class TokenService:
 
     # -- the hot path --------------------------------------------------------------
     def _lookup_statement(self) -> sa.Select:
+        """The token row, the owner's active flag and, for a store that can make
+        a user from its row (:class:`~flask_apitokens.users.RowUserStore`), the
+        owner's columns: one statement."""
         t = self.models.token_table
         columns = [t.c.digest, t.c.user_id, t.c.kind, t.c.via, t.c.name, t.c.scopes, t.c.created_at,
                    t.c.expires_at, t.c.last_used_at, t.c.revoked_at, t.c.client_id]
         active = self.users.active_column
-        if active is None:
-            query = sa.select(*columns, sa.true())
-        else:
-            user_pk = next(iter(active.table.primary_key.columns))
-            query = sa.select(*columns, active).join_from(t, active.table, user_pk == t.c.user_id)
+        owner = tuple(getattr(self.users, "user_columns", None) or ())
+        if owner and active is not None and owner[0].table is not active.table:
+            owner = ()  # a store whose flag lives elsewhere: keep its own load
+        self._owner_columns = len(owner)
+        user_table = active.table if active is not None else owner[0].table if owner else None
+        # Labelled: the flag may also be one of the owner's columns, and must not be merged with it.
+        flag = active.label("apitokens_active") if active is not None else sa.true()
+        query = sa.select(*columns, flag, *owner)
+        if user_table is not None:
+            user_pk = next(iter(user_table.primary_key.columns))
+            query = query.join_from(t, user_table, user_pk == t.c.user_id)
         return query.where(t.c.id == sa.bindparam("tid", type_=t.c.id.type))
 
     def _statements(self) -> tuple[RawStatement, RawStatement]:
@@ -147,7 +156,10 @@ class TokenService:
         on first use (Flask-SQLAlchemy makes an app's engines once, in init_app)."""
         if self._raw is None:
             connections = TokenStoreConnections(self.db.engine)
-            self._raw = (RawStatement(self._lookup, connections), RawStatement(self._touch, connections))
+            # The owner's columns are converted only when a view reads current_user.
+            lookup = RawStatement(self._lookup, connections, processed=len(self._lookup.selected_columns)
+                                  - self._owner_columns)
+            self._raw = (lookup, RawStatement(self._touch, connections))
         return self._raw
 
     def parse(self, text: str, kinds: Iterable[str]) -> tuple[str, crypto.ParsedToken] | None:
@@ -160,6 +172,11 @@ class TokenService:
     def authenticate(self, text: str, *, scheme: str, ip: str | None = None) -> TokenInfo:
         """The credential ``text`` presented with ``scheme`` (``token``, ``key`` or
         ``bearer``), checked against the database. Raises InvalidToken."""
+        return self.check(text, scheme=scheme, ip=ip)[0]
+
+    def check(self, text: str, *, scheme: str, ip: str | None = None) -> tuple[TokenInfo, tuple[Any, ...] | None]:
+        """:meth:`authenticate`, and the owner's row as the same statement read it
+        (for :meth:`owner`; None when the user store reads users itself)."""
         if scheme == "key":
             kinds: tuple[str, ...] = (KEY,)
         elif scheme == "token":
@@ -183,7 +200,15 @@ class TokenService:
         signals.authentication_failed.send(self.app, method="token", reason=reason, login=None)
         return errors.InvalidToken()
 
-    def _check(self, public_id: str, secret: str | None, kind: str, ip: str | None) -> TokenInfo:
+    def owner(self, user_id: Any, row: tuple[Any, ...] | None) -> Any | None:
+        """The credential's owner: made from ``row`` (see :meth:`check`) without
+        SQL when there is one, else loaded by the user store."""
+        if row is not None:
+            return self.users.user_from_row(row, self._statements()[0].dialect)  # type: ignore[attr-defined]
+        return self.users.get(user_id)
+
+    def _check(self, public_id: str, secret: str | None, kind: str,
+               ip: str | None) -> tuple[TokenInfo, tuple[Any, ...] | None]:
         try:
             row = self._statements()[0].first({"tid": public_id})
         except sa.exc.DBAPIError as exc:
@@ -191,7 +216,7 @@ class TokenService:
         if row is None:
             raise self._refuse("unknown")
         (digest, user_id, row_kind, via, name, scopes, created_at,
-         expires_at, last_used_at, revoked_at, client_id, active) = row
+         expires_at, last_used_at, revoked_at, client_id, active) = row[:12]
         # A user-token record has no secret: its JWT's signature was the proof.
         proven = secret is None if kind == USER_TOKEN else self.hasher.verify(public_id, secret or "", digest)
         if not proven or row_kind != kind:
@@ -211,7 +236,7 @@ class TokenService:
         interval = self._last_used_interval
         if last_used_at is None or (now - last_used_at).total_seconds() >= interval:
             self._record_use(info, now, ip, interval)
-        return info
+        return info, row[12:] if self._owner_columns else None
 
     def _record_use(self, info: TokenInfo, now: dt.datetime, ip: str | None, interval: int) -> None:
         """Write last-used time and address: at most once per ``interval`` seconds,

@@ -141,6 +141,10 @@ class TokenStoreConnections:
                 driver.isolation_level = None  # autocommit: no implicit BEGIN before a write
             else:
                 driver.autocommit = True
+                if hasattr(driver, "prepare_threshold"):
+                    # psycopg would prepare a statement run 5 times under a name, which
+                    # PgBouncer in transaction mode cannot follow across server connections.
+                    driver.prepare_threshold = None
             cursor = driver.cursor()
         except Exception:
             fairy.close()  # back to the pool as it was lent
@@ -170,12 +174,15 @@ class RawStatement:
     DBAPI cursor (see :class:`TokenStoreConnections`).
 
     Bind and result values go through the column types' own processors (SQLite
-    keeps datetimes as text), so rows look as they would through Core. Driver
+    keeps datetimes as text), so rows look as they would through Core; only
+    the first ``processed`` columns of a SELECT are converted (the rest are
+    the driver's values, for the caller to convert if it needs them). Driver
     errors become :class:`sqlalchemy.exc.DBAPIError`; a SELECT that found its
     connection lost is tried once more on a new one.
     """
 
-    def __init__(self, statement: sa.ClauseElement, connections: TokenStoreConnections) -> None:
+    def __init__(self, statement: sa.ClauseElement, connections: TokenStoreConnections,
+                 processed: int | None = None) -> None:
         dialect = connections.engine.dialect
         compiled = statement.compile(dialect=dialect)
         self.statement = statement
@@ -187,7 +194,7 @@ class RawStatement:
                       for name, bind in compiled.binds.items()]
         self.results: list[tuple[int, Callable[[Any], Any]]] = []
         if isinstance(statement, sa.Select):
-            for index, column in enumerate(statement.selected_columns):
+            for index, column in enumerate(list(statement.selected_columns)[:processed]):
                 process = column.type.dialect_impl(dialect).result_processor(dialect, None)
                 if process is not None:
                     self.results.append((index, process))
@@ -201,11 +208,14 @@ class RawStatement:
 
     def first(self, values: dict[str, Any]) -> tuple[Any, ...] | None:
         """The first row of a SELECT, processed; None if there is none."""
+        parameters = self._parameters(values)
         if self.connections.instrumented():
+            # The compiled SQL as it is, so the row holds the driver's values as below.
             with self.connections.core_engine.connect() as conn:
-                found = conn.execute(self.statement, values).first()
-            return tuple(found) if found is not None else None
-        row = self._run(self._parameters(values), write=False)
+                found = conn.exec_driver_sql(self.sql, parameters).first()
+            row = tuple(found) if found is not None else None
+        else:
+            row = self._run(parameters, write=False)
         if row is None or not self.results:
             return row  # type: ignore[no-any-return]
         row = list(row)
@@ -215,10 +225,11 @@ class RawStatement:
 
     def rowcount(self, values: dict[str, Any]) -> int:
         """Run a write (committed at once); the number of rows it changed."""
+        parameters = self._parameters(values)
         if self.connections.instrumented():
             with self.connections.core_engine.begin() as conn:
-                return int(conn.execute(self.statement, values).rowcount)
-        return int(self._run(self._parameters(values), write=True))
+                return int(conn.exec_driver_sql(self.sql, parameters).rowcount)
+        return int(self._run(parameters, write=True))
 
     def _run(self, parameters: Any, *, write: bool) -> Any:
         connections = self.connections
