@@ -59,17 +59,20 @@ class RowUser:
             self.reason, self.columns, self.keys = "no single-column primary key", (), ()
         self._processors: list[tuple[int, Callable[[Any], Any]]] | None = None
 
-    def _process(self, values: Sequence[Any], dialect: Any) -> list[Any]:
-        """Driver values to Python values, by the columns' own types (as a query would)."""
+    def _processors_for(self, dialect: Any) -> list[tuple[int, Callable[[Any], Any]]]:
         if self._processors is None:
-            found = []
+            found: list[tuple[int, Callable[[Any], Any]]] = []
             for index, column in enumerate(self.columns):
-                process = column.type.dialect_impl(dialect).result_processor(dialect, None)
+                process: Any = column.type.dialect_impl(dialect).result_processor(dialect, None)
                 if process is not None:
                     found.append((index, process))
             self._processors = found
+        return self._processors
+
+    def _process(self, values: Sequence[Any], dialect: Any) -> list[Any]:
+        """Driver values to Python values, by the columns' own types (as a query would)."""
         processed = list(values)
-        for index, process in self._processors:
+        for index, process in self._processors_for(dialect):
             processed[index] = process(processed[index])
         return processed
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -144,7 +144,7 @@ class TokenStoreConnections:
                 if hasattr(driver, "prepare_threshold"):
                     # psycopg would prepare a statement run 5 times under a name, which
                     # PgBouncer in transaction mode cannot follow across server connections.
-                    driver.prepare_threshold = None
+                    driver.prepare_threshold = None  # type: ignore[union-attr]
             cursor = driver.cursor()
         except Exception:
             fairy.close()  # back to the pool as it was lent
@@ -198,30 +198,37 @@ class RawStatement:
                 process = column.type.dialect_impl(dialect).result_processor(dialect, None)
                 if process is not None:
                     self.results.append((index, process))
+        # The lookup's one parameter needs no conversion: skip the general path.
+        self._single = self.binds[0][0] if len(self.binds) == 1 and self.binds[0][1] is None else None
 
     def _parameters(self, values: dict[str, Any]) -> Any:
+        single = self._single
+        if single is not None:
+            return {single: values[single]} if self.names is None else (values[single],)
         processed = {name: process(values[name]) if process is not None else values[name]
                      for name, process in self.binds}
         if self.names is None:
             return processed
         return tuple(processed[name] for name in self.names)
 
-    def first(self, values: dict[str, Any]) -> tuple[Any, ...] | None:
+    def first(self, values: dict[str, Any]) -> Sequence[Any] | None:
         """The first row of a SELECT, processed; None if there is none."""
         parameters = self._parameters(values)
         if self.connections.instrumented():
             # The compiled SQL as it is, so the row holds the driver's values as below.
             with self.connections.core_engine.connect() as conn:
                 found = conn.exec_driver_sql(self.sql, parameters).first()
-            row = tuple(found) if found is not None else None
+            if found is None:
+                return None
+            row = list(found)
         else:
-            row = self._run(parameters, write=False)
-        if row is None or not self.results:
-            return row  # type: ignore[no-any-return]
-        row = list(row)
+            fetched = self._run(parameters, write=False)
+            if fetched is None:
+                return None
+            row = list(fetched)
         for index, process in self.results:
             row[index] = process(row[index])
-        return tuple(row)
+        return row
 
     def rowcount(self, values: dict[str, Any]) -> int:
         """Run a write (committed at once); the number of rows it changed."""

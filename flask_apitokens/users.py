@@ -10,6 +10,7 @@ user_store=MyStore(...))``.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import sqlalchemy as sa
@@ -60,7 +61,7 @@ class RowUserStore(Protocol):
     #: Columns of one user table, read with the token by the check's statement.
     user_columns: tuple[sa.Column, ...]
 
-    def user_from_row(self, values: tuple[Any, ...], dialect: Any) -> Any:
+    def user_from_row(self, values: Sequence[Any], dialect: Any) -> Any:
         """The user whose row holds ``values`` (the driver's values, in
         ``user_columns`` order; convert them with the columns' types for ``dialect``)."""
 
@@ -102,7 +103,7 @@ class SQLAlchemyUserStore:
     def user_id(self, user: Any) -> Any:
         return sa.inspect(user).identity[0]
 
-    def user_from_row(self, values: tuple[Any, ...], dialect: Any) -> Any:
+    def user_from_row(self, values: Sequence[Any], dialect: Any) -> Any:
         return self._rows.build(values, dialect)
 
     def _one_by(self, attr: str | None, value: str, *, casefold: bool = False) -> Any | None:

@@ -358,7 +358,6 @@ def test_a_store_without_user_columns_keeps_its_own_load(make_host: Callable[...
                 return getattr(store, name)
 
         service.users = OwnStore()
-        service._lookup = service._lookup_statement()
         service._raw = None
     response = host.get("/me")
     assert response.status_code == 200 and response.json["username"] == "alice"
