@@ -71,6 +71,7 @@ class TokenStoreConnections:
         self.idle: list[Held] = []
         self._inherited: list[Any] = []
         self._core_engine: sa.Engine | None = None
+        self.direct: bool | None = None
         weakref.finalize(self, _close_all, self.idle)
         sa.event.listen(engine, "engine_disposed", self._disposed)
 
@@ -127,6 +128,16 @@ class TokenStoreConnections:
         if invalidate is not None:
             invalidate(None, exc, _checkin=False)
 
+    def _direct(self, driver: Any) -> bool:
+        """Whether our connections reach PostgreSQL itself (so prepared
+        statements are safe, and save the server a parse and plan per check):
+        asked once, of the first connection (see unprepared.py)."""
+        if self.direct is None:
+            from .unprepared import reaches_server_directly
+
+            self.direct = reaches_server_directly(driver)
+        return self.direct
+
     def _connect(self) -> Held:
         dbapi_error = self.engine.dialect.loaded_dbapi.Error
         try:
@@ -141,7 +152,7 @@ class TokenStoreConnections:
                 driver.isolation_level = None  # autocommit: no implicit BEGIN before a write
             else:
                 driver.autocommit = True
-                if hasattr(driver, "prepare_threshold"):
+                if hasattr(driver, "prepare_threshold") and not self._direct(driver):
                     # psycopg would prepare a statement run 5 times under a name, which
                     # PgBouncer in transaction mode cannot follow across server connections.
                     driver.prepare_threshold = None  # type: ignore[union-attr]

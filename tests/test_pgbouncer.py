@@ -127,3 +127,34 @@ def test_the_oauth2_server_with_another_app_taking_turns(served: Served, two_app
 
 def served_log(served: Served) -> str:
     return f"app at {served.url}"
+
+
+@pytest.mark.parametrize(("through", "direct"), [("postgresql", True), ("pgbouncer", False)])
+def test_prepared_statements_only_when_talking_to_postgresql_itself(through: str, direct: bool,
+                                                                    pgbouncer: Any) -> None:
+    """Straight to PostgreSQL, the check keeps psycopg's prepared statements
+    (they save the server a parse and plan per check); through PgBouncer
+    (another port than the server's), it and the extension's ORM statements
+    run unprepared."""
+    from tests.conftest import POSTGRES_URL
+
+    app = hostapp.create_app(POSTGRES_URL if through == "postgresql" else pgbouncer.url)
+    with app.app_context():
+        hostapp.db.drop_all()
+        hostapp.db.create_all()
+        try:
+            user = hostapp.make_user("erin")
+            token = app.extensions["apitokens"].service.issue(user, via="cli", scopes=["reports:read"]).token
+            client = app.test_client()
+            for _ in range(8):
+                assert client.get("/reports", headers=auth(token)).status_code == 200
+            connections = app.extensions["apitokens"].service._statements()[0].connections
+            assert connections.direct is direct
+            assert all((held.driver.prepare_threshold is None) is (not direct) for held in connections.idle)
+            with hostapp.db.engine.connect() as conn:
+                conn.execute(sa.select(hostapp.User.id)).all()  # a statement on the user table: asks once
+                assert conn.info.get("apitokens_direct") is direct
+        finally:
+            hostapp.db.session.remove()
+            hostapp.db.drop_all()
+            hostapp.db.engine.dispose()
