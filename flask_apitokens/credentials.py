@@ -121,14 +121,15 @@ def get_current_token() -> TokenInfo | None:
 current_token: TokenInfo | None = cast("TokenInfo | None", LocalProxy(get_current_token))
 
 
-def _owner(info: TokenInfo) -> Any | None:
-    """The credential's owner, from the row the check read when there is one."""
+def token_owner(info: TokenInfo) -> Any | None:
+    """The owner of the current request's credential ``info``: made from the
+    row the check read when there is one (no SQL), else loaded."""
     return state().service.owner(info.user_id, request.environ.get(_OWNER_KEY))
 
 
 def _load_user(info: TokenInfo) -> Any:
     """The token owner, as Flask-Login's ``current_user`` will see it."""
-    user = _owner(info)
+    user = token_owner(info)
     if user is None:
         return AnonymousUserMixin()
     user_loaded_from_request.send(current_app._get_current_object(), user=user)
@@ -169,7 +170,7 @@ def install_request_loader(login_manager: Any) -> None:
         except Unauthorized:
             return None  # a refused credential of ours is no user; an outage (503) propagates
         if info is not None:
-            return _owner(info) if LOGIN_SCOPE in info.scopes else None
+            return token_owner(info) if LOGIN_SCOPE in info.scopes else None
         return previous(req) if previous is not None else None
 
     load_user_from_request._apitokens = True  # type: ignore[attr-defined]

@@ -362,3 +362,17 @@ def test_a_store_without_user_columns_keeps_its_own_load(make_host: Callable[...
     response = host.get("/me")
     assert response.status_code == 200 and response.json["username"] == "alice"
     assert calls == [host.user_id]
+
+
+def test_api_me_is_one_statement_too(make_host: Callable[..., Host]) -> None:
+    host = make_host()
+    counter = DriverCounter(host.engine)
+    try:
+        assert host.get("/api/me").status_code == 200
+        counter.reset()
+        response = host.get("/api/me")
+        assert response.status_code == 200
+        assert response.json["username"] == "alice" and response.json["person_id"] == host.user_id
+        assert len(counter.statements) == 1, counter.statements
+    finally:
+        counter.remove()
