@@ -53,6 +53,7 @@ class Host:
             id: Mapped[int] = mapped_column(primary_key=True)
             username: Mapped[str] = mapped_column(sa.String(80), unique=True)
             email: Mapped[str | None] = mapped_column(sa.String(320))
+            password_hash: Mapped[str | None] = mapped_column(sa.String(256))
             active: Mapped[bool] = mapped_column(default=True)
             organization: Mapped[str | None] = mapped_column(sa.String(120))
             # A server default and a Python default: filled in when the row was made.
