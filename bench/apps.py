@@ -41,6 +41,8 @@ class Call:
     headers: dict[str, str] = field(default_factory=dict)
     status: int = 200
     group: str = ""
+    #: sqlite3 connections it uses outside SQLAlchemy (its statements are counted through a trace callback).
+    raw_connections: list[Any] = field(default_factory=list)
 
 
 def ok() -> Any:
@@ -207,6 +209,50 @@ def jwt_blocklist_app(url: str, label: str) -> list[Call]:
     ]
 
 
+def jwt_user_app(url: str, label: str) -> list[Call]:
+    """Flask-JWT-Extended with the user loaded as its documentation shows
+    (``user_lookup_loader`` reading the user through Flask-SQLAlchemy), and a
+    view that reads ``current_user``: what most real views pay."""
+    from flask_jwt_extended import JWTManager, create_access_token, jwt_required
+    from flask_jwt_extended import current_user as jwt_user
+
+    db = own_db()
+
+    class JwtUser(db.Model):  # type: ignore[name-defined,misc]
+        __tablename__ = "jwt_users"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        username: Mapped[str] = mapped_column(sa.String(80), unique=True)
+        email: Mapped[str | None] = mapped_column(sa.String(320))
+        active: Mapped[bool] = mapped_column(default=True)
+        organization: Mapped[str | None] = mapped_column(sa.String(120))
+
+    app = Flask(f"jwt_user_{label}")
+    app.config.update(SQLALCHEMY_DATABASE_URI=url, JWT_SECRET_KEY=secrets.token_hex(32),
+                      JWT_ACCESS_TOKEN_EXPIRES=dt.timedelta(hours=1))
+    db.init_app(app)
+    jwt = JWTManager(app)
+    jwt.invalid_token_loader(lambda reason: (jsonify(error=reason), 401))
+    jwt.user_identity_loader(lambda user: str(user.id))
+
+    @jwt.user_lookup_loader
+    def load(header: dict[str, Any], payload: dict[str, Any]) -> Any:
+        return db.session.execute(sa.select(JwtUser).filter_by(id=int(payload["sub"]))).scalar_one_or_none()
+
+    @app.get("/user")
+    @jwt_required()
+    def user_view() -> Any:
+        return jsonify(user=jwt_user.username)
+
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+        user = JwtUser(username="alice", email="alice@example.com", organization="Acme")
+        db.session.add(user)
+        db.session.commit()
+        good = create_access_token(identity=user)
+    return [Call(f"jwt-extended +user {label}", app, "/user", {"Authorization": f"Bearer {good}"}, group=label)]
+
+
 # -- Flask-Security-Too token authentication --------------------------------------------------
 def flask_security_app(url: str, label: str) -> list[Call]:
     from flask_security import Security, SQLAlchemyUserDatastore, auth_token_required
@@ -328,8 +374,9 @@ def host_calls(url: str, label: str, *, user_token: bool) -> list[Call]:
         token = service.issue(user, via="cli", name="bench")
         key = service.issue(user, via="cli", kind="key", name="bench key")
     if url.startswith("sqlite:///"):
-        add_floor_route(app, url.removeprefix("sqlite:///"), token.token)
-        calls.append(Call(f"floor {label}", app, "/floor", {"Authorization": f"token {token.token}"}, group=label))
+        floor = add_floor_route(app, url.removeprefix("sqlite:///"), token.token)
+        calls.append(Call(f"floor {label}", app, "/floor", {"Authorization": f"token {token.token}"}, group=label,
+                          raw_connections=[floor]))
     parts = crypto.parse(token.token, service.prefixes["token"])
     assert parts is not None
     wrong_secret = crypto.format_token(parts.prefix, parts.public_id, crypto.random_string(crypto.SECRET_LENGTH))

@@ -7,7 +7,10 @@ request: unprotected; a floor for any database check (the header read, one
 ``SELECT`` of the digest on a kept sqlite3 connection, a SHA-256 compared in
 constant time: nothing else); a view that runs only the extension's lookup
 statement; a view that calls ``TokenService.authenticate``; the route under
-``token_required``.
+``token_required``; and the same with a view that reads ``current_user``.
+Then the verdict: what ``token_required`` adds over host-open, as a multiple
+of what the floor adds (target <= 1.5), from the medians and as the median of
+the per-round ratios.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ def main() -> None:
             "+ the lookup statement only": environ("/lookup-only"),
             "+ TokenService.authenticate": environ("/authenticate-only"),
             "token_required (all of it)": environ("/r", {"Authorization": f"token {token}"}),
+            "token_required, view reads user": environ("/user", {"Authorization": f"token {token}"}),
         }
 
         def run(env: dict[str, Any]) -> float:
@@ -83,6 +87,14 @@ def main() -> None:
         for name, values in samples.items():
             median = statistics.median(values)
             print(f"{name:30} {median:14.1f} {min(values):8.1f} {median - base:+15.1f}")
+        open_, floor, check = (samples[name] for name in ("unprotected (host-open)", "floor: SELECT + SHA-256",
+                                                            "token_required (all of it)"))
+        of_medians = (statistics.median(check) - base) / (statistics.median(floor) - base)
+        per_round = statistics.median((c - o) / (f - o) for o, f, c in zip(open_, floor, check, strict=True)
+                                      if f > o)
+        verdict = "MET" if per_round <= 1.5 else "MISSED"
+        print(f"\n{verdict}: token_required adds {per_round:.2f}x (per round) [{of_medians:.2f}x from the medians] "
+              "what the floor adds over host-open (target <= 1.5)")
 
 
 if __name__ == "__main__":

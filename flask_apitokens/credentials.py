@@ -37,6 +37,8 @@ _NO_CREDENTIAL = object()
 # context pushed around several requests, as in tests, would share).
 _ENVIRON_KEY = "apitokens.credential"
 _FOREIGN_SIGNALLED = "apitokens.foreign-signalled"
+# The owner's row as the check's statement read it (see TokenService.check).
+_OWNER_KEY = "apitokens.owner"
 
 
 def read_authorization(header: str | None) -> tuple[str, str] | None:
@@ -87,7 +89,7 @@ def authenticate_request(*, for_loader: bool = False) -> TokenInfo | None:
     try:
         if not credential or len(credential) > MAX_CREDENTIAL_LENGTH:
             raise ForeignCredential()
-        info = service.authenticate(credential, scheme=scheme, ip=environ.get("REMOTE_ADDR"))
+        info, environ[_OWNER_KEY] = service.check(credential, scheme=scheme, ip=environ.get("REMOTE_ADDR"))
     except APITokensError as error:
         environ[_ENVIRON_KEY] = error
         if isinstance(error, ForeignCredential) and not for_loader:
@@ -133,9 +135,15 @@ def session_user() -> Any:
     return user
 
 
-def _load_user(user_id: Any) -> Any:
+def token_owner(info: TokenInfo) -> Any | None:
+    """The owner of the current request's credential ``info``: made from the
+    row the check read when there is one (no SQL), else loaded."""
+    return state().service.owner(info.user_id, request.environ.get(_OWNER_KEY))
+
+
+def _load_user(info: TokenInfo) -> Any:
     """The token owner, as Flask-Login's ``current_user`` will see it."""
-    user = state().users.get(user_id)
+    user = token_owner(info)
     if user is None:
         return AnonymousUserMixin()
     user_loaded_from_request.send(current_app._get_current_object(), user=user)
@@ -144,12 +152,12 @@ def _load_user(user_id: Any) -> Any:
 
 def set_lazy_user(info: TokenInfo) -> None:
     """Make the token's owner Flask-Login's ``current_user`` for this request,
-    loaded from the database only if the view reads it."""
+    made (from the row the check read, or loaded) only if the view reads it."""
     loaded: list[Any] = []
 
     def load() -> Any:
         if not loaded:
-            loaded.append(_load_user(info.user_id))
+            loaded.append(_load_user(info))
         return loaded[0]
 
     g._login_user = LocalProxy(load)
@@ -176,7 +184,7 @@ def install_request_loader(login_manager: Any) -> None:
         except Unauthorized:
             return None  # a refused credential of ours is no user; an outage (503) propagates
         if info is not None:
-            return state().users.get(info.user_id) if LOGIN_SCOPE in info.scopes else None
+            return token_owner(info) if LOGIN_SCOPE in info.scopes else None
         return previous(req) if previous is not None else None
 
     load_user_from_request._apitokens = True  # type: ignore[attr-defined]

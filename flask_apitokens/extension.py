@@ -92,6 +92,7 @@ class APITokens:
         app.cli.add_command(apitokens_cli)
         self._hook_login_manager(app)
         startup.install_scope_check(app, loaded.scopes)
+        self._unprepared(app, db, user_model)
         # Last: it wraps the credential routes of every blueprint registered above.
         from . import ratelimit
 
@@ -132,6 +133,22 @@ class APITokens:
         if hasattr(app, "login_manager"):
             install()
         else:
+            _on_first_request(app, install)
+
+    @staticmethod
+    def _unprepared(app: Flask, db: Any, user_model: Any) -> None:
+        """Keep the extension's statements off psycopg's named prepared
+        statements (PgBouncer in transaction mode), now or, if Flask-SQLAlchemy
+        is set up on the app after this extension, on the first request."""
+        from . import unprepared
+
+        def install() -> None:
+            unprepared.install(db.engine, [user_model.__table__.name])
+
+        try:
+            with app.app_context():
+                install()
+        except (KeyError, RuntimeError):  # db.init_app(app) has not run yet
             _on_first_request(app, install)
 
     @staticmethod

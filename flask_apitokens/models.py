@@ -23,6 +23,21 @@ def utcnow() -> dt.datetime:
     return _EPOCH + dt.timedelta(microseconds=time.time_ns() // 1000)
 
 
+def sql_utcnow(dialect_name: str, seconds_ago: int = 0) -> sa.ColumnElement[Any] | None:
+    """The database's own clock as the tables store times (naive UTC), less
+    ``seconds_ago``; None for a database without one here (bind the time then).
+    SQLite's is to the millisecond; its text compares with the stored
+    ``YYYY-MM-DD HH:MM:SS.ffffff`` as the times do."""
+    seconds_ago = int(seconds_ago)
+    if dialect_name == "sqlite":
+        modifier = f", '-{seconds_ago} seconds'" if seconds_ago else ""
+        return sa.literal_column(f"strftime('%Y-%m-%d %H:%M:%f', 'now'{modifier})", sa.DateTime)
+    if dialect_name == "postgresql":
+        less = f" - interval '{seconds_ago} seconds'" if seconds_ago else ""
+        return sa.literal_column(f"(timezone('UTC', now()){less})", sa.DateTime)
+    return None
+
+
 @dataclass(frozen=True)
 class Models:
     Token: Any

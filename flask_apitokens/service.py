@@ -28,7 +28,7 @@ from flask import Flask
 
 from . import crypto, dberrors, errors, signals
 from .config import Settings
-from .models import Models, utcnow
+from .models import Models, sql_utcnow, utcnow
 from .tokenstore import RawStatement, TokenStoreConnections
 from .users import UserStore
 
@@ -113,7 +113,6 @@ class TokenService:
         #: Bearer credentials that are not ``X:XXX`` tokens (user-token JWTs) are
         #: handed to these: each returns the record's public id, or None if not its kind.
         self.bearer_verifiers: list[Callable[[str], str | None]] = []
-        self._lookup = self._lookup_statement()
         t = models.token_table
         self._touch = (
             sa.update(t)
@@ -128,26 +127,65 @@ class TokenService:
         unused_days = settings["REVOKE_UNUSED_AFTER_DAYS"]
         self._unused_after = dt.timedelta(days=unused_days) if unused_days is not None else None
         self._last_used_interval: int = settings["LAST_USED_INTERVAL"]
+        self._owner_columns = 0
+        self._bound_times: dict[str, int] = {}
 
     # -- the hot path --------------------------------------------------------------
-    def _lookup_statement(self) -> sa.Select:
+    def _lookup_statement(self, dialect_name: str = "") -> sa.Select:
+        """The token row, whether it is refused (revoked, expired, unused) and
+        whether last-used is due, decided by the database's clock (no clock,
+        no time arithmetic in the process); the owner's active flag and, for a
+        store that can make a user from its row
+        (:class:`~flask_apitokens.users.RowUserStore`), the owner's columns.
+        One statement. A database without a clock here gets the times bound."""
         t = self.models.token_table
+
+        def ago(seconds: int, name: str) -> sa.ColumnElement[Any]:
+            clock = sql_utcnow(dialect_name, seconds)
+            if clock is None:
+                self._bound_times[name] = seconds
+                return sa.bindparam(name, type_=t.c.expires_at.type)
+            return clock
+
+        self._bound_times = {}
+        def word(text: str) -> sa.ColumnElement[str]:
+            return sa.literal_column(f"'{text}'", sa.String)  # in the SQL, not a parameter
+
+        refused = [(t.c.revoked_at.is_not(None), word("revoked")), (t.c.expires_at <= ago(0, "now"), word("expired"))]
+        if self._unused_after is not None:
+            seconds = int(self._unused_after.total_seconds())
+            last_seen = sa.func.coalesce(t.c.last_used_at, t.c.created_at)
+            refused.append((last_seen < ago(seconds, "unused"), word("unused")))
+        interval = self._last_used_interval
+        due = (sa.or_(t.c.last_used_at.is_(None), t.c.last_used_at <= ago(interval, "due"))
+               if interval else sa.true())
         columns = [t.c.digest, t.c.user_id, t.c.kind, t.c.via, t.c.name, t.c.scopes, t.c.created_at,
-                   t.c.expires_at, t.c.last_used_at, t.c.revoked_at, t.c.client_id]
+                   t.c.expires_at, t.c.last_used_at, t.c.client_id,
+                   sa.case(*refused, else_=sa.null()).label("apitokens_refused"), due.label("apitokens_due")]
         active = self.users.active_column
-        if active is None:
-            query = sa.select(*columns, sa.true())
-        else:
-            user_pk = next(iter(active.table.primary_key.columns))
-            query = sa.select(*columns, active).join_from(t, active.table, user_pk == t.c.user_id)
+        owner = tuple(getattr(self.users, "user_columns", None) or ())
+        if owner and active is not None and owner[0].table is not active.table:
+            owner = ()  # a store whose flag lives elsewhere: keep its own load
+        self._owner_columns = len(owner)
+        user_table = active.table if active is not None else owner[0].table if owner else None
+        # Labelled: the flag may also be one of the owner's columns, and must not be merged with it.
+        flag = active.label("apitokens_active") if active is not None else sa.true()
+        query = sa.select(*columns, flag, *owner)
+        if user_table is not None:
+            user_pk = next(iter(user_table.primary_key.columns))
+            query = query.join_from(t, user_table, user_pk == t.c.user_id)
         return query.where(t.c.id == sa.bindparam("tid", type_=t.c.id.type))
 
     def _statements(self) -> tuple[RawStatement, RawStatement]:
         """The lookup and the last-used write, compiled for the host's engine
         on first use (Flask-SQLAlchemy makes an app's engines once, in init_app)."""
         if self._raw is None:
-            connections = TokenStoreConnections(self.db.engine)
-            self._raw = (RawStatement(self._lookup, connections), RawStatement(self._touch, connections))
+            engine = self.db.engine
+            connections = TokenStoreConnections(engine)
+            lookup = self._lookup_statement(engine.dialect.name)
+            # The owner's columns are converted only when a view reads current_user.
+            first = RawStatement(lookup, connections, processed=len(lookup.selected_columns) - self._owner_columns)
+            self._raw = (first, RawStatement(self._touch, connections))
         return self._raw
 
     def parse(self, text: str, kinds: Iterable[str]) -> tuple[str, crypto.ParsedToken] | None:
@@ -160,6 +198,11 @@ class TokenService:
     def authenticate(self, text: str, *, scheme: str, ip: str | None = None) -> TokenInfo:
         """The credential ``text`` presented with ``scheme`` (``token``, ``key`` or
         ``bearer``), checked against the database. Raises InvalidToken."""
+        return self.check(text, scheme=scheme, ip=ip)[0]
+
+    def check(self, text: str, *, scheme: str, ip: str | None = None) -> tuple[TokenInfo, Sequence[Any] | None]:
+        """:meth:`authenticate`, and the owner's row as the same statement read it
+        (for :meth:`owner`; None when the user store reads users itself)."""
         if scheme == "key":
             kinds: tuple[str, ...] = (KEY,)
         elif scheme == "token":
@@ -183,35 +226,44 @@ class TokenService:
         signals.authentication_failed.send(self.app, method="token", reason=reason, login=None)
         return errors.InvalidToken()
 
-    def _check(self, public_id: str, secret: str | None, kind: str, ip: str | None) -> TokenInfo:
+    def owner(self, user_id: Any, row: Sequence[Any] | None) -> Any | None:
+        """The credential's owner: made from ``row`` (see :meth:`check`) without
+        SQL when there is one, else loaded by the user store."""
+        if row is not None:
+            return self.users.user_from_row(row, self._statements()[0].dialect)  # type: ignore[attr-defined]
+        return self.users.get(user_id)
+
+    def _check(self, public_id: str, secret: str | None, kind: str,
+               ip: str | None) -> tuple[TokenInfo, Sequence[Any] | None]:
+        lookup = self._statements()[0]
+        values: dict[str, Any] = {"tid": public_id}
+        if self._bound_times:
+            now = utcnow()
+            values.update((name, now - dt.timedelta(seconds=ago)) for name, ago in self._bound_times.items())
         try:
-            row = self._statements()[0].first({"tid": public_id})
+            row = lookup.first(values)
         except sa.exc.DBAPIError as exc:
             raise dberrors.unavailable(exc, "the token check") from exc
         if row is None:
             raise self._refuse("unknown")
         (digest, user_id, row_kind, via, name, scopes, created_at,
-         expires_at, last_used_at, revoked_at, client_id, active) = row
+         expires_at, last_used_at, client_id, refused, due, active) = row[:13]
         # A user-token record has no secret: its JWT's signature was the proof.
         proven = secret is None if kind == USER_TOKEN else self.hasher.verify(public_id, secret or "", digest)
         if not proven or row_kind != kind:
             raise self._refuse("unknown")
-        now = utcnow()
-        if revoked_at is not None:
-            raise self._refuse("revoked")
-        if expires_at is not None and expires_at <= now:
-            raise self._refuse("expired")
+        if refused is not None and refused != "unused":
+            raise self._refuse(refused)  # revoked, expired
         if not active:
             raise self._refuse("inactive_user")
-        if self._unused_after is not None and now - (last_used_at or created_at) > self._unused_after:
+        if refused is not None:
             self.revoke([public_id], user_id=user_id, reason="unused")
             raise self._refuse("unused")
         info = TokenInfo(public_id, user_id, row_kind, via, name, frozenset(scopes.split()),
                          created_at, expires_at, last_used_at, None, client_id)
-        interval = self._last_used_interval
-        if last_used_at is None or (now - last_used_at).total_seconds() >= interval:
-            self._record_use(info, now, ip, interval)
-        return info
+        if due:
+            self._record_use(info, utcnow(), ip, self._last_used_interval)
+        return info, row[13:] if self._owner_columns else None
 
     def _record_use(self, info: TokenInfo, now: dt.datetime, ip: str | None, interval: int) -> None:
         """Write last-used time and address: at most once per ``interval`` seconds,

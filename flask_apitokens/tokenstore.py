@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -71,6 +71,7 @@ class TokenStoreConnections:
         self.idle: list[Held] = []
         self._inherited: list[Any] = []
         self._core_engine: sa.Engine | None = None
+        self.direct: bool | None = None
         weakref.finalize(self, _close_all, self.idle)
         sa.event.listen(engine, "engine_disposed", self._disposed)
 
@@ -127,6 +128,16 @@ class TokenStoreConnections:
         if invalidate is not None:
             invalidate(None, exc, _checkin=False)
 
+    def _direct(self, driver: Any) -> bool:
+        """Whether our connections reach PostgreSQL itself (so prepared
+        statements are safe, and save the server a parse and plan per check):
+        asked once, of the first connection (see unprepared.py)."""
+        if self.direct is None:
+            from .unprepared import reaches_server_directly
+
+            self.direct = reaches_server_directly(driver)
+        return self.direct
+
     def _connect(self) -> Held:
         dbapi_error = self.engine.dialect.loaded_dbapi.Error
         try:
@@ -141,6 +152,10 @@ class TokenStoreConnections:
                 driver.isolation_level = None  # autocommit: no implicit BEGIN before a write
             else:
                 driver.autocommit = True
+                if hasattr(driver, "prepare_threshold") and not self._direct(driver):
+                    # psycopg would prepare a statement run 5 times under a name, which
+                    # PgBouncer in transaction mode cannot follow across server connections.
+                    driver.prepare_threshold = None  # type: ignore[union-attr]
             cursor = driver.cursor()
         except Exception:
             fairy.close()  # back to the pool as it was lent
@@ -170,12 +185,15 @@ class RawStatement:
     DBAPI cursor (see :class:`TokenStoreConnections`).
 
     Bind and result values go through the column types' own processors (SQLite
-    keeps datetimes as text), so rows look as they would through Core. Driver
+    keeps datetimes as text), so rows look as they would through Core; only
+    the first ``processed`` columns of a SELECT are converted (the rest are
+    the driver's values, for the caller to convert if it needs them). Driver
     errors become :class:`sqlalchemy.exc.DBAPIError`; a SELECT that found its
     connection lost is tried once more on a new one.
     """
 
-    def __init__(self, statement: sa.ClauseElement, connections: TokenStoreConnections) -> None:
+    def __init__(self, statement: sa.ClauseElement, connections: TokenStoreConnections,
+                 processed: int | None = None) -> None:
         dialect = connections.engine.dialect
         compiled = statement.compile(dialect=dialect)
         self.statement = statement
@@ -187,38 +205,49 @@ class RawStatement:
                       for name, bind in compiled.binds.items()]
         self.results: list[tuple[int, Callable[[Any], Any]]] = []
         if isinstance(statement, sa.Select):
-            for index, column in enumerate(statement.selected_columns):
+            for index, column in enumerate(list(statement.selected_columns)[:processed]):
                 process = column.type.dialect_impl(dialect).result_processor(dialect, None)
                 if process is not None:
                     self.results.append((index, process))
+        # The lookup's one parameter needs no conversion: skip the general path.
+        self._single = self.binds[0][0] if len(self.binds) == 1 and self.binds[0][1] is None else None
 
     def _parameters(self, values: dict[str, Any]) -> Any:
+        single = self._single
+        if single is not None:
+            return {single: values[single]} if self.names is None else (values[single],)
         processed = {name: process(values[name]) if process is not None else values[name]
                      for name, process in self.binds}
         if self.names is None:
             return processed
         return tuple(processed[name] for name in self.names)
 
-    def first(self, values: dict[str, Any]) -> tuple[Any, ...] | None:
+    def first(self, values: dict[str, Any]) -> Sequence[Any] | None:
         """The first row of a SELECT, processed; None if there is none."""
+        parameters = self._parameters(values)
         if self.connections.instrumented():
+            # The compiled SQL as it is, so the row holds the driver's values as below.
             with self.connections.core_engine.connect() as conn:
-                found = conn.execute(self.statement, values).first()
-            return tuple(found) if found is not None else None
-        row = self._run(self._parameters(values), write=False)
-        if row is None or not self.results:
-            return row  # type: ignore[no-any-return]
-        row = list(row)
+                found = conn.exec_driver_sql(self.sql, parameters).first()
+            if found is None:
+                return None
+            row = list(found)
+        else:
+            fetched = self._run(parameters, write=False)
+            if fetched is None:
+                return None
+            row = list(fetched)
         for index, process in self.results:
             row[index] = process(row[index])
-        return tuple(row)
+        return row
 
     def rowcount(self, values: dict[str, Any]) -> int:
         """Run a write (committed at once); the number of rows it changed."""
+        parameters = self._parameters(values)
         if self.connections.instrumented():
             with self.connections.core_engine.begin() as conn:
-                return int(conn.execute(self.statement, values).rowcount)
-        return int(self._run(self._parameters(values), write=True))
+                return int(conn.exec_driver_sql(self.sql, parameters).rowcount)
+        return int(self._run(parameters, write=True))
 
     def _run(self, parameters: Any, *, write: bool) -> Any:
         connections = self.connections

@@ -10,10 +10,13 @@ user_store=MyStore(...))``.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import sqlalchemy as sa
 from werkzeug.security import check_password_hash, generate_password_hash
+
+from .rowuser import RowUser
 
 
 @runtime_checkable
@@ -58,6 +61,22 @@ def _utf8(text: str) -> bool:
     return True
 
 
+class RowUserStore(Protocol):
+    """Optional, on top of :class:`UserStore`: a store that can make a user from
+    the columns of its row. The token check's one statement then also reads
+    ``user_columns`` (a join on the user table), and ``current_user`` is made
+    with :meth:`user_from_row` when a view reads it, with no second statement.
+    A store without these (or with ``user_columns`` empty) keeps the path of
+    :meth:`UserStore.get`."""
+
+    #: Columns of one user table, read with the token by the check's statement.
+    user_columns: tuple[sa.Column, ...]
+
+    def user_from_row(self, values: Sequence[Any], dialect: Any) -> Any:
+        """The user whose row holds ``values`` (the driver's values, in
+        ``user_columns`` order; convert them with the columns' types for ``dialect``)."""
+
+
 def _first_attribute(model: Any, names: tuple[str, ...]) -> str | None:
     return next((name for name in names if hasattr(model, name)), None)
 
@@ -86,6 +105,10 @@ class SQLAlchemyUserStore:
         #: werkzeug method of the dummy hash (None: werkzeug's default); APITOKENS_PASSWORD_HASH_METHOD.
         self.password_hash_method = password_hash_method
         self._dummy_hash: str | None = None
+        # The token's owner without a second statement (see rowuser.py); empty when
+        # the model is one the ORM must load itself.
+        self._rows = RowUser(db, user_model)
+        self.user_columns = self._rows.columns
 
     # -- lookups ----------------------------------------------------------------
     def get(self, user_id: Any) -> Any | None:
@@ -93,6 +116,9 @@ class SQLAlchemyUserStore:
 
     def user_id(self, user: Any) -> Any:
         return sa.inspect(user).identity[0]
+
+    def user_from_row(self, values: Sequence[Any], dialect: Any) -> Any:
+        return self._rows.build(values, dialect)
 
     def _one_by(self, attr: str | None, value: str, *, casefold: bool = False) -> Any | None:
         if attr is None or not value or not _utf8(value):

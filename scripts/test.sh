@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the real-component tests use: OpenLDAP, a browser, a load tool.
-apt_packages=(slapd ldap-utils chromium wrk)
+# System packages the real-component tests use: OpenLDAP, a browser, a load tool, PgBouncer.
+apt_packages=(slapd ldap-utils chromium wrk pgbouncer)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -34,17 +34,38 @@ def need_module(name: str) -> Any:
         need(f"install {name.split('.')[0]} (pip install -e '.[all,test,docs]') for this test")
 
 
-def database_urls() -> list[Any]:
-    return ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+def database_urls(*, pgbouncer: bool = False) -> list[Any]:
+    """``sqlite``, ``postgresql`` and, with ``pgbouncer``, the same PostgreSQL
+    through PgBouncer in transaction mode (tests/pgbouncer_server.py)."""
+    urls = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+    return urls + [pytest.param("pgbouncer", marks=pytest.mark.postgres)] if pgbouncer else urls
 
 
-@pytest.fixture(params=database_urls())
-def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+def resolve_database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'test.sqlite3'}"
     if not POSTGRES_URL:
         need("set APITOKENS_TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test to test on PostgreSQL")
+    if request.param == "pgbouncer":
+        return request.getfixturevalue("pgbouncer").url  # type: ignore[no-any-return]
     return POSTGRES_URL  # type: ignore[return-value]
+
+
+@pytest.fixture(params=database_urls())
+def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    return resolve_database_url(request, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def pgbouncer() -> Iterator[Any]:
+    """PgBouncer in transaction mode in front of APITOKENS_TEST_DATABASE_URL's database."""
+    from tests.pgbouncer_server import start_pgbouncer
+
+    bouncer = start_pgbouncer()
+    try:
+        yield bouncer
+    finally:
+        bouncer.stop()
 
 
 class FreshUserClient(FlaskClient):

@@ -72,9 +72,59 @@ def drop_database_tables(url: str) -> None:
     engine.dispose()
 
 
+WORKERS = 4
+# Each worker says who it is (a response header) once it has loaded the app, so
+# the fixture can wait until every one of them answers before the clock starts.
+GUNICORN_CONFIG = """\
+def post_worker_init(worker):
+    app, pid = worker.wsgi, str(worker.pid)
+
+    def named(environ, start_response):
+        def start(status, headers, exc_info=None):
+            return start_response(status, [*headers, ("X-Worker", pid)], exc_info)
+        return app(environ, start)
+
+    worker.wsgi = named
+    worker.log.info("worker %s ready", pid)
+"""
+
+
+class Demo:
+    """The served demo: its URL, its database and what gunicorn and its workers logged."""
+
+    def __init__(self, base: str, database_url: str, log_path: Path) -> None:
+        self.base, self.database_url, self.log_path = base, database_url, log_path
+
+    def log(self, tail: int = 6000) -> str:
+        return self.log_path.read_text(errors="replace")[-tail:]
+
+    def __iter__(self) -> Iterator[str]:  # base, database_url = demo
+        return iter((self.base, self.database_url))
+
+
+def wait_for_workers(base: str, server: subprocess.Popen[bytes], log_path: Path, deadline: float) -> set[str]:
+    """Until every worker has answered a request (new connections, so the
+    kernel spreads them); fails with the workers' log if one never does."""
+    seen: set[str] = set()
+    while len(seen) < WORKERS:
+        try:
+            answer = requests.get(f"{base}/api/openapi.json", timeout=5)
+            if answer.status_code == 200 and "X-Worker" in answer.headers:
+                seen.add(answer.headers["X-Worker"])
+                continue
+        except requests.RequestException:
+            pass  # not listening yet, or a worker still booting
+        if server.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"gunicorn: {len(seen)} of {WORKERS} workers answered (exit status {server.poll()}):\n"
+                        + log_path.read_text(errors="replace")[-4000:])
+        time.sleep(0.05)
+    return seen
+
+
 @pytest.fixture
-def gunicorn_demo(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """``gunicorn -w 4`` serving the demo; yields (base URL, database URL)."""
+def gunicorn_demo(tmp_path: Path) -> Iterator[Demo]:
+    """``gunicorn -w 4`` serving the demo, every worker answering; yields a
+    :class:`Demo` (unpacks to base URL, database URL)."""
     if not POSTGRES_URL:
         need("set APITOKENS_TEST_DATABASE_URL to a PostgreSQL database for the concurrency test")
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or shutil.which("gunicorn")
@@ -97,24 +147,19 @@ def gunicorn_demo(tmp_path: Path) -> Iterator[tuple[str, str]]:
         "FLASK_APITOKENS_ACCOUNT_RATE_LIMIT": f"{ACCOUNT_LIMIT}/minute",
         "PYTHONPATH": str(ROOT),
     }
-    log = (tmp_path / "gunicorn.log").open("w")
+    log_path = tmp_path / "gunicorn.log"
+    config = tmp_path / "gunicorn_conf.py"
+    config.write_text(GUNICORN_CONFIG)
+    log = log_path.open("w")
     server = subprocess.Popen(
-        [gunicorn, "-w", "4", "-b", f"127.0.0.1:{port}", "--graceful-timeout", "5", "example_app:create_app()"],
+        [gunicorn, "-w", str(WORKERS), "-b", f"127.0.0.1:{port}", "--graceful-timeout", "5", "-c", str(config),
+         "--log-level", "info", "example_app:create_app()"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"{base}/api/openapi.json", timeout=10).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass  # not listening yet, or a worker still booting
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("gunicorn did not start:\n" + (tmp_path / "gunicorn.log").read_text()[-3000:])
-            time.sleep(0.2)
-        yield base, POSTGRES_URL
+        wait_for_workers(base, server, log_path, time.monotonic() + 60)
+        yield Demo(base, POSTGRES_URL, log_path)
     finally:
         server.terminate()
         try:
@@ -140,17 +185,39 @@ def token_counts(url: str) -> tuple[int, int]:
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_four_workers_eight_threads(gunicorn_demo: tuple[str, str]) -> None:
-    base, database_url = gunicorn_demo
+def test_four_workers_eight_threads(gunicorn_demo: Demo) -> None:
+    try:
+        four_workers_eight_threads(*gunicorn_demo)
+    except AssertionError as failure:
+        # What the workers logged (a crash, a timeout, a traceback) is most of the diagnosis.
+        raise AssertionError(f"{failure}\n--- gunicorn and its workers logged ---\n{gunicorn_demo.log()}") from None
+
+
+def four_workers_eight_threads(base: str, database_url: str) -> None:
     statuses: collections.Counter[tuple[str, int]] = collections.Counter()
     issued: list[str] = []
     problems: list[str] = []
     lock = threading.Lock()
 
     def run(thread: int) -> None:
+        try:
+            work(thread)
+        except Exception as error:  # noqa: BLE001 - reported, not lost with the thread
+            with lock:
+                problems.append(f"thread {thread} stopped: {error!r}")
+
+    def work(thread: int) -> None:
         # No keep-alive session: every request is a new connection, so the kernel picks the worker.
         mine: collections.Counter[tuple[str, int]] = collections.Counter()
         tokens: list[str] = []
+        try:
+            loop(thread, mine, tokens)
+        finally:
+            with lock:
+                statuses.update(mine)
+                issued.extend(tokens)
+
+    def loop(thread: int, mine: collections.Counter[tuple[str, int]], tokens: list[str]) -> None:
         for n in range(thread, TOKENS, THREADS):
             username = f"u{n:05d}"
             response = requests.post(f"{base}/api/authenticate/userpass", timeout=30, data={
@@ -172,9 +239,6 @@ def test_four_workers_eight_threads(gunicorn_demo: tuple[str, str]) -> None:
             for _ in range(CHECKS_AFTER_REVOKE):
                 again = requests.get(f"{base}/api/data", headers=headers, timeout=30)
                 mine["after revoke", again.status_code] += 1
-        with lock:
-            statuses.update(mine)
-            issued.extend(tokens)
 
     before = token_counts(database_url)
     started = time.monotonic()

@@ -2,7 +2,9 @@
 one database; what one does to a token, the other sees on the very next
 request, and the last-used write stays throttled across both.
 
-Runs on a SQLite file and on PostgreSQL (the ``database_url`` fixture).
+Runs on a SQLite file, on PostgreSQL, and on PostgreSQL through PgBouncer in
+transaction mode (``tests/pgbouncer_server.py``), with each app's engine as it
+comes: the extension's own statements must not depend on a server session.
 """
 
 from __future__ import annotations
@@ -18,7 +20,12 @@ from flask import Flask, jsonify
 from flask_apitokens import errors, signals
 from flask_apitokens.models import utcnow
 from tests import hostapp
-from tests.conftest import auth
+from tests.conftest import auth, database_urls, resolve_database_url
+
+
+@pytest.fixture(params=database_urls(pgbouncer=True))
+def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    return resolve_database_url(request, tmp_path)
 
 
 class Pair:

@@ -124,17 +124,20 @@ def test_the_user_is_not_loaded_unless_the_view_asks(make_app: Callable[..., Fla
         token = app.extensions["apitokens"].service.issue(hostapp.make_user("carol"), via="cli").token
         loads: list[Any] = []
         store = app.extensions["apitokens"].users
-        original = store.get
-        store.get = lambda user_id: loads.append(user_id) or original(user_id)  # type: ignore[method-assign]
+        original, from_row = store.get, store.user_from_row
+        store.get = lambda user_id: loads.append(("get", user_id)) or original(user_id)  # type: ignore[method-assign]
+        store.user_from_row = (  # type: ignore[method-assign]
+            lambda row, dialect: loads.append(("row", row[0])) or from_row(row, dialect))
         try:
             assert app.test_client().get("/no-user", headers=auth(token)).status_code == 200
             assert loads == []
             assert app.test_client().get("/plain", headers=auth(token)).status_code == 200
             assert loads == []
             assert app.test_client().get("/either", headers=auth(token)).json["user"] == "carol"
-            assert len(loads) == 1  # the view read current_user: loaded once
+            # The view read current_user: made once, from the row the check read (no ORM load).
+            assert len(loads) == 1 and loads[0][0] == "row"
         finally:
-            store.get = original  # type: ignore[method-assign]
+            store.get, store.user_from_row = original, from_row  # type: ignore[method-assign]
 
 
 def test_read_authorization() -> None:

@@ -10,7 +10,7 @@ from flask_login import current_user
 
 from .. import errors
 from .. import openapi as oa
-from ..credentials import get_current_token, state
+from ..credentials import get_current_token, state, token_owner
 from ..decorators import require_credential
 from ..service import PERSONAL_KINDS, REFRESH
 from .common import json_blueprint, refuse_cross_site, token_response
@@ -28,7 +28,7 @@ def _caller(scopes: frozenset[str] = frozenset()) -> tuple[Any, Any]:
     """(user, token info or None) for a session or a credential with ``scopes``."""
     require_credential(scopes, allow_session=True)
     info = get_current_token()
-    user = state().users.get(info.user_id) if info is not None else current_user._get_current_object()
+    user = token_owner(info) if info is not None else current_user._get_current_object()
     if user is None:
         raise errors.InvalidToken()
     return user, info
