@@ -122,6 +122,22 @@ DEFAULTS: dict[str, Any] = {
     "APITOKENS_RATE_LIMIT": "30/minute",
     #: Limit per account name on the routes that take a credential.
     "APITOKENS_ACCOUNT_RATE_LIMIT": "10/minute",
+    #: Most live personal tokens (tokens, user-tokens, OAuth2 access tokens) one person may
+    #: have (``None``: no cap). Issuing past it answers ``409 too_many_tokens``; a rotation
+    #: (of a token, or of an OAuth2 refresh token) replaces one and is always allowed.
+    "APITOKENS_MAX_TOKENS_PER_USER": None,
+    #: Revoke every credential of a person when the password column of the user model
+    #: changes (committed with that change). See :doc:`leaks`.
+    "APITOKENS_REVOKE_ON_PASSWORD_CHANGE": False,
+    #: The user model's password attribute watched by ``APITOKENS_REVOKE_ON_PASSWORD_CHANGE``
+    #: (default: its ``password_hash`` or ``password`` column).
+    "APITOKENS_PASSWORD_ATTRIBUTE": None,
+    #: Switch for ``POST /api/secret-scanning``, GitHub's secret scanning partner endpoint (off by default).
+    "APITOKENS_SECRET_SCANNING": False,
+    #: Where GitHub publishes the keys that sign secret scanning alerts.
+    "APITOKENS_SECRET_SCANNING_KEYS_URL": "https://api.github.com/meta/public_keys/secret_scanning",
+    #: Seconds allowed for fetching the secret scanning keys.
+    "APITOKENS_SECRET_SCANNING_TIMEOUT": 5,
 }
 
 #: Scopes every application has. ``login`` is what lets Flask-Login's request loader
@@ -220,7 +236,10 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any] | None
         "APITOKENS_OAUTH2_CODE_EXPIRES_IN",
     ):
         _duration(values, key, allow_none=False)
-    for key in ("APITOKENS_LDAP_TIMEOUT", "APITOKENS_PROVIDER_TIMEOUT"):
+    cap = values["APITOKENS_MAX_TOKENS_PER_USER"]
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+        raise _fail("APITOKENS_MAX_TOKENS_PER_USER", f"expected a whole number >= 1 or None, got {cap!r}")
+    for key in ("APITOKENS_LDAP_TIMEOUT", "APITOKENS_PROVIDER_TIMEOUT", "APITOKENS_SECRET_SCANNING_TIMEOUT"):
         value = values[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise _fail(key, f"expected a number of seconds > 0, got {value!r}")
@@ -244,7 +263,8 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any] | None
     for key, value in values.items():
         if key in ("APITOKENS_SESSION_TOKENS", "APITOKENS_USERPASS", "APITOKENS_PASSWORD_EXCHANGE",
                    "APITOKENS_USER_TOKEN", "APITOKENS_OAUTH2_SERVER", "APITOKENS_UI",
-                   "APITOKENS_PROVIDER_LINK_BY_EMAIL") and not isinstance(value, bool):
+                   "APITOKENS_PROVIDER_LINK_BY_EMAIL", "APITOKENS_REVOKE_ON_PASSWORD_CHANGE",
+                   "APITOKENS_SECRET_SCANNING") and not isinstance(value, bool):
             raise _fail(key, f"expected True or False, got {value!r}")
 
     declared = values["APITOKENS_SCOPES"]

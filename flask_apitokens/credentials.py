@@ -89,7 +89,8 @@ def authenticate_request(*, for_loader: bool = False) -> TokenInfo | None:
     try:
         if not credential or len(credential) > MAX_CREDENTIAL_LENGTH:
             raise ForeignCredential()
-        info, environ[_OWNER_KEY] = service.check(credential, scheme=scheme, ip=environ.get("REMOTE_ADDR"))
+        info, environ[_OWNER_KEY] = service.check(credential, scheme=scheme, ip=environ.get("REMOTE_ADDR"),
+                                                  user_agent=environ.get("HTTP_USER_AGENT"))
     except APITokensError as error:
         environ[_ENVIRON_KEY] = error
         if isinstance(error, ForeignCredential) and not for_loader:

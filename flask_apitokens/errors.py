@@ -208,3 +208,12 @@ class LDAPUnavailable(ServiceUnavailable):
 
 def handle(error: APITokensError) -> Response:
     return error.response()
+
+
+class TooManyTokens(APITokensError):
+    """APITOKENS_MAX_TOKENS_PER_USER reached. 409: the request is valid and
+    allowed, but conflicts with the person's current tokens; revoking one
+    resolves it (403 here means a credential lacks a scope)."""
+
+    status = 409
+    code = "too_many_tokens"

@@ -31,6 +31,10 @@ class State:
     oauth2_models: Any = None
     #: The extension's own Flask-Limiter ``Limiter`` (see :mod:`flask_apitokens.ratelimit`).
     limiter: Any = None
+    #: (user model, password attribute) watched by APITOKENS_REVOKE_ON_PASSWORD_CHANGE.
+    password_watch: tuple[Any, str] | None = None
+    #: GitHub's secret scanning keys, fetched on demand (see :mod:`flask_apitokens.secret_scanning`).
+    scanning_keys: Any = None
 
 
 class APITokens:
@@ -93,6 +97,10 @@ class APITokens:
         self._hook_login_manager(app)
         startup.install_scope_check(app, loaded.scopes)
         self._unprepared(app, db, user_model)
+        if loaded["REVOKE_ON_PASSWORD_CHANGE"]:
+            from . import password_change
+
+            password_change.install(state, user_model)
         # Last: it wraps the credential routes of every blueprint registered above.
         from . import ratelimit
 
@@ -155,6 +163,15 @@ class APITokens:
     def state(app: Flask | None = None) -> State:
         """The extension's state for ``app`` (default: the current application)."""
         return (app or current_app).extensions["apitokens"]  # type: ignore[no-any-return]
+
+    def revoke_all(self, user: Any, *, reason: str = "revoked") -> list[str]:
+        """Revoke every credential ``user`` holds (tokens, user-tokens, OAuth2
+        access and refresh tokens; not the administrator's API keys), for example
+        after a password change, and commit. ``reason`` (at most 32 characters) is
+        recorded with each and sent with ``token_revoked``. Returns the ids revoked."""
+        from .leaks import revoke_all
+
+        return revoke_all(self.service, user, reason=reason)
 
     @property
     def service(self) -> TokenService:

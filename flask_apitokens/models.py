@@ -44,6 +44,8 @@ class Models:
     Identity: Any
     token_table: sa.Table
     identity_table: sa.Table
+    #: Recent client addresses of each token (see :mod:`flask_apitokens.recent_uses`).
+    use_table: sa.Table
 
 
 def build_models(db: Any, user_model: Any) -> Models:
@@ -80,6 +82,8 @@ def build_models(db: Any, user_model: Any) -> Models:
         last_used_at = sa.Column(sa.DateTime, nullable=True)
         last_used_ip = sa.Column(sa.String(45), nullable=True)
         revoked_at = sa.Column(sa.DateTime, nullable=True)
+        #: Why it was revoked (``leaked``, ``logout_everywhere``, ``password_changed``...).
+        revoked_reason = sa.Column(sa.String(32), nullable=True)
         expiry_notified_at = sa.Column(sa.DateTime, nullable=True)
         #: The credential this one was made with (a token minting a token, an OAuth2
         #: access token's app minting one) or whose family it belongs to (OAuth2:
@@ -111,7 +115,17 @@ def build_models(db: Any, user_model: Any) -> Models:
         email = sa.Column(sa.String(320), nullable=True)
         created_at = sa.Column(sa.DateTime, nullable=False, default=utcnow)
 
-    models = Models(APIToken, APITokenIdentity, APIToken.__table__, APITokenIdentity.__table__)
+    use_table = sa.Table(
+        # Up to RECENT_USES rows per token, one per slot: a new address takes
+        # the next free slot, then the oldest one (one upsert, no delete).
+        "apitokens_token_use", db.metadata,
+        sa.Column("token_id", sa.String(16), sa.ForeignKey(APIToken.id, ondelete="CASCADE"), primary_key=True),
+        sa.Column("slot", sa.SmallInteger, primary_key=True, autoincrement=False),
+        sa.Column("ip", sa.String(45), nullable=True),
+        sa.Column("user_agent", sa.String(200), nullable=True),
+        sa.Column("last_used_at", sa.DateTime, nullable=False),
+    )
+    models = Models(APIToken, APITokenIdentity, APIToken.__table__, APITokenIdentity.__table__, use_table)
     cache["models"] = models
     return models
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from flask import Flask
 
 #: Modules outside ``METHODS`` that describe routes (dotted names), e.g. the OAuth2 server's views.
-OTHER_MODULES: tuple[str, ...] = ("flask_apitokens.oauth2.views",)
+OTHER_MODULES: tuple[str, ...] = ("flask_apitokens.oauth2.views", "flask_apitokens.views.leaks")
 
 TEXT: dict[str, Any] = {"type": "string"}
 ISO_TIME: dict[str, Any] = {"type": ["string", "null"], "description": "ISO 8601 UTC, e.g. 2027-02-20T12:00:00.000Z"}
@@ -51,7 +51,8 @@ ERROR_TEXT = {
     403: "The credential may not do this (insufficient_scope, cross_site_request).",
     404: "No such resource.",
     409: "A conflict with the current state: an outside account with a local one (account_conflict), "
-         "a token rotated again (token_reused: its family was revoked).",
+         "a token rotated again (token_reused: its family was revoked), or the person already has "
+         "APITOKENS_MAX_TOKENS_PER_USER live tokens (too_many_tokens).",
     413: "The body is larger than APITOKENS_MAX_BODY_SIZE; it is not read.",
     415: "The body is neither JSON nor a form (or not JSON where only JSON is taken).",
     429: "Too many attempts from this address or for this account; see Retry-After.",
@@ -78,6 +79,12 @@ SCHEMAS: dict[str, Any] = {
             "id": TEXT, "name": TEXT, "kind": {"enum": ["token", "key", "user-token", "oauth2"]}, "via": TEXT,
             "scopes": {"type": "array", "items": TEXT},
             "createdOn": ISO_TIME, "lastUsedOn": ISO_TIME, "expiresOn": ISO_TIME,
+            "recentUses": {
+                "description": "In GET /tokens only: up to 5 most recent distinct client addresses, newest first.",
+                "type": "array", "maxItems": 5, "items": {
+                    "type": "object", "required": ["ip", "userAgent", "lastUsedOn"],
+                    "properties": {"ip": {"type": ["string", "null"]}, "userAgent": {"type": ["string", "null"]},
+                                   "lastUsedOn": ISO_TIME}}},
         },
     },
 }

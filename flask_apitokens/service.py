@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from flask import Flask
 
-from . import crypto, dberrors, errors, signals
+from . import crypto, dberrors, errors, recent_uses, signals
 from .config import Settings
 from .models import Models, sql_utcnow, utcnow
 from .tokenstore import RawStatement, TokenStoreConnections
@@ -71,6 +71,7 @@ class TokenInfo(NamedTuple):
     last_used_at: dt.datetime | None = None
     revoked_at: dt.datetime | None = None
     client_id: str | None = None
+    revoked_reason: str | None = None
 
     def has_scopes(self, required: Iterable[str]) -> bool:
         return self.scopes.issuperset(required)
@@ -123,6 +124,7 @@ class TokenService:
                     last_used_ip=sa.bindparam("ip", type_=t.c.last_used_ip.type))
         )
         self._raw: tuple[RawStatement, RawStatement] | None = None
+        self._uses: RawStatement | bool | None = None
         # Read once: the check runs on every request, and settings do not change.
         unused_days = settings["REVOKE_UNUSED_AFTER_DAYS"]
         self._unused_after = dt.timedelta(days=unused_days) if unused_days is not None else None
@@ -195,12 +197,15 @@ class TokenService:
                 return kind, parsed
         return None
 
-    def authenticate(self, text: str, *, scheme: str, ip: str | None = None) -> TokenInfo:
+    def authenticate(self, text: str, *, scheme: str, ip: str | None = None,
+                     user_agent: str | None = None) -> TokenInfo:
         """The credential ``text`` presented with ``scheme`` (``token``, ``key`` or
-        ``bearer``), checked against the database. Raises InvalidToken."""
-        return self.check(text, scheme=scheme, ip=ip)[0]
+        ``bearer``), checked against the database. Raises InvalidToken. ``ip`` and
+        ``user_agent`` are recorded with the last use (see :mod:`.recent_uses`)."""
+        return self.check(text, scheme=scheme, ip=ip, user_agent=user_agent)[0]
 
-    def check(self, text: str, *, scheme: str, ip: str | None = None) -> tuple[TokenInfo, Sequence[Any] | None]:
+    def check(self, text: str, *, scheme: str, ip: str | None = None,
+              user_agent: str | None = None) -> tuple[TokenInfo, Sequence[Any] | None]:
         """:meth:`authenticate`, and the owner's row as the same statement read it
         (for :meth:`owner`; None when the user store reads users itself)."""
         if scheme == "key":
@@ -212,12 +217,12 @@ class TokenService:
         found = self.parse(text, kinds)
         if found is not None:
             kind, parsed = found
-            return self._check(parsed.public_id, parsed.secret, kind, ip)
+            return self._check(parsed.public_id, parsed.secret, kind, ip, user_agent)
         if scheme == "bearer":
             for verify in self.bearer_verifiers:
                 public_id = verify(text)
                 if public_id is not None:
-                    return self._check(public_id, None, USER_TOKEN, ip)
+                    return self._check(public_id, None, USER_TOKEN, ip, user_agent)
         # Not one of ours: the caller decides (a view refuses it, the request
         # loader hands it to the host's own). No signal here: it may be the host's.
         raise errors.ForeignCredential()
@@ -233,8 +238,8 @@ class TokenService:
             return self.users.user_from_row(row, self._statements()[0].dialect)  # type: ignore[attr-defined]
         return self.users.get(user_id)
 
-    def _check(self, public_id: str, secret: str | None, kind: str,
-               ip: str | None) -> tuple[TokenInfo, Sequence[Any] | None]:
+    def _check(self, public_id: str, secret: str | None, kind: str, ip: str | None,
+               user_agent: str | None = None) -> tuple[TokenInfo, Sequence[Any] | None]:
         lookup = self._statements()[0]
         values: dict[str, Any] = {"tid": public_id}
         if self._bound_times:
@@ -262,10 +267,11 @@ class TokenService:
         info = TokenInfo(public_id, user_id, row_kind, via, name, frozenset(scopes.split()),
                          created_at, expires_at, last_used_at, None, client_id)
         if due:
-            self._record_use(info, utcnow(), ip, self._last_used_interval)
+            self._record_use(info, utcnow(), ip, self._last_used_interval, user_agent)
         return info, row[13:] if self._owner_columns else None
 
-    def _record_use(self, info: TokenInfo, now: dt.datetime, ip: str | None, interval: int) -> None:
+    def _record_use(self, info: TokenInfo, now: dt.datetime, ip: str | None, interval: int,
+                    user_agent: str | None = None) -> None:
         """Write last-used time and address: at most once per ``interval`` seconds,
         and only one of several processes racing for the same token does."""
         before = now - dt.timedelta(seconds=interval) if interval else now + dt.timedelta(seconds=1)
@@ -274,7 +280,19 @@ class TokenService:
         except sa.exc.DBAPIError:
             return  # a missed last-used write must not refuse a valid token
         if written:
+            self._record_address(info.id, now, ip, user_agent)
             signals.token_used.send(self.app, token=info)
+
+    def _record_address(self, token_id: str, now: dt.datetime, ip: str | None, user_agent: str | None) -> None:
+        """The one extra statement of a last-used write: the token's recent uses."""
+        if self._uses is None:
+            statement = recent_uses.upsert_statement(self.models, self.db.engine.dialect.name)
+            self._uses = RawStatement(statement, self._statements()[1].connections) if statement is not None else False
+        if isinstance(self._uses, RawStatement):
+            try:
+                self._uses.rowcount(recent_uses.values(token_id, now, ip, user_agent))
+            except sa.exc.DBAPIError:
+                pass  # like last-used itself: a missed write must not refuse a valid token
 
     # -- issuing -----------------------------------------------------------------
     def check_scopes(self, scopes: Iterable[str] | None, *, within: Iterable[str] | None = None) -> list[str]:
@@ -309,14 +327,16 @@ class TokenService:
               scopes: Iterable[str] = (),
               expires_in: int | None = DEFAULT, ip: str | None = None, client_id: str | None = None,
               parent_id: str | None = None, not_after: dt.datetime | None = None, public_id: str | None = None,
-              commit: bool = True) -> IssuedToken:
+              commit: bool = True, replaces: bool = False) -> IssuedToken:
         """Make a credential for ``user`` and store its digest. ``via`` says how it
         was issued (shown to its owner); ``method`` names the expiry setting when it
         differs from ``via`` (e.g. ``provider`` for ``via="github"``). ``expires_in``
         is seconds (None: never, within the cap); by default, the method's expiry.
         ``parent_id`` names the credential it was made with, and ``not_after`` caps
         its expiry (a child never outlives its parent).
-        For ``user-token`` records no secret is made (``token`` is empty)."""
+        For ``user-token`` records no secret is made (``token`` is empty).
+        ``replaces``: the new credential takes an old one's place (a rotation), so
+        APITOKENS_MAX_TOKENS_PER_USER does not apply."""
         if not isinstance(name, str) or len(name) > 200:
             raise errors.BadRequest("name must be text of at most 200 characters.")
         scope_list = self.check_scopes(scopes)
@@ -332,6 +352,8 @@ class TokenService:
             plain, parts = crypto.generate(self.prefixes[kind])
             public_id, digest = parts.public_id, self.hasher.digest(parts.public_id, parts.secret)
         user_id = self.users.user_id(user)
+        if kind in PERSONAL_KINDS and not replaces:
+            self._check_cap(user_id, now)
         row = self.models.Token(
             id=public_id, user_id=user_id, kind=kind, via=via, name=name.strip(),
             scopes=" ".join(scope_list), digest=digest, created_at=now, created_ip=ip,
@@ -344,6 +366,26 @@ class TokenService:
         if commit:
             self.commit()
         return IssuedToken(plain, info)
+
+    def _check_cap(self, user_id: Any, now: dt.datetime) -> None:
+        """409 too_many_tokens when ``user_id`` already has APITOKENS_MAX_TOKENS_PER_USER
+        live personal credentials. The owner's row is locked first (``FOR UPDATE``,
+        till the issue commits) so two concurrent issues cannot both pass."""
+        cap = self.settings["MAX_TOKENS_PER_USER"]
+        if cap is None:
+            return
+        T = self.models.Token
+        session = self.db.session
+        user_pk = next(iter(T.__table__.c.user_id.foreign_keys)).column
+        session.execute(sa.select(user_pk).where(user_pk == user_id).with_for_update())
+        live = session.execute(
+            sa.select(sa.func.count()).select_from(T).where(
+                T.user_id == user_id, T.kind.in_(PERSONAL_KINDS), T.revoked_at.is_(None),
+                sa.or_(T.expires_at.is_(None), T.expires_at > now))
+        ).scalar_one()
+        if live >= cap:
+            raise errors.TooManyTokens(
+                f"You may have at most {cap} live tokens and have {live}: revoke one first.")
 
     @staticmethod
     def _pending_issued(session: Any) -> list[tuple[TokenInfo, Any, str]]:
@@ -371,7 +413,8 @@ class TokenService:
     @staticmethod
     def info(row: Any) -> TokenInfo:
         return TokenInfo(row.id, row.user_id, row.kind, row.via, row.name, frozenset(row.scopes.split()),
-                         row.created_at, row.expires_at, row.last_used_at, row.revoked_at, row.client_id)
+                         row.created_at, row.expires_at, row.last_used_at, row.revoked_at, row.client_id,
+                         row.revoked_reason)
 
     # -- managing ------------------------------------------------------------------
     def get(self, token_id: str, *, user_id: Any = None, kinds: Iterable[str] | None = None) -> Any | None:
@@ -417,7 +460,8 @@ class TokenService:
         revoked = [token_id for token_id in lineage if token_id in live]
         if revoked:
             session.execute(sa.update(T).where(T.id.in_(revoked), T.revoked_at.is_(None))
-                            .values(revoked_at=utcnow()).execution_options(synchronize_session=False))
+                            .values(revoked_at=utcnow(), revoked_reason=reason[:32])
+                            .execution_options(synchronize_session=False))
         self.commit()
         if revoked:
             signals.token_revoked.send(self.app, token_ids=revoked, user_id=user_id, reason=reason)
@@ -486,7 +530,8 @@ class TokenService:
             ends.append(presenter.expires_at)
         not_after = min((end for end in ends if end is not None), default=None)
         issued = self.issue(user, via=row.via, kind=row.kind, name=row.name, scopes=row.scope_list,
-                            expires_in=lifetime, ip=ip, parent_id=parent_id, not_after=not_after, commit=False)
+                            expires_in=lifetime, ip=ip, parent_id=parent_id, not_after=not_after, commit=False,
+                            replaces=True)
         grace_end = now + dt.timedelta(seconds=self.settings["ROTATION_GRACE"])
         expires_at = grace_end if row.expires_at is None or row.expires_at > grace_end else row.expires_at
         # Conditional, so that of two concurrent rotations only one succeeds.
@@ -548,6 +593,7 @@ class TokenService:
                     chunk = ids[start:start + 1000]
                     deleted += session.execute(sa.delete(T).where(T.id.in_(chunk), condition)
                                                .execution_options(synchronize_session=False)).rowcount or 0
+                    recent_uses.delete_gone(session, self.models, chunk)
             except sa.exc.DBAPIError as exc:
                 session.rollback()
                 raise dberrors.unavailable(exc, "purge-expired") from exc

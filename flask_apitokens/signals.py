@@ -17,6 +17,12 @@ Receivers get keyword arguments; a token is described by a :class:`~flask_apitok
   user-token or a 7-day token is not warned of), and never for a revoked one or
   one that was rotated (its grace period ends it; the new token is warned of in
   its own time).
+- ``credential_leaked``: ``token`` (TokenInfo of the credential, as it was before
+  it was revoked), ``user_id`` (its owner), ``reporter`` (the client address of
+  the report), ``source`` (``report`` for ``POST /api/credentials/revoke``,
+  ``secret_scanning`` for GitHub's partner endpoint) and ``url`` (where it was
+  found, when the reporter says; else None). Sent once per live credential
+  reported, after its revocation is committed, so the host can tell its owner.
 - ``authentication_failed``: ``method`` (e.g. ``token``, ``userpass``), ``reason``
   (a code), ``login`` (the account name tried, if any; never a password). A
   credential that is not in the extension's format is reported (``malformed``)
@@ -35,3 +41,4 @@ token_used = _signals.signal("apitokens.token-used")
 token_revoked = _signals.signal("apitokens.token-revoked")
 token_expiring = _signals.signal("apitokens.token-expiring")
 authentication_failed = _signals.signal("apitokens.authentication-failed")
+credential_leaked = _signals.signal("apitokens.credential-leaked")

@@ -107,8 +107,10 @@ class OAuth2Server(AuthorizationServer):
         scopes = scope_to_list(scope) or []
         lifetime = expires_in or settings["OAUTH2_ACCESS_TOKEN_EXPIRES_IN"] or 3600
         ip = request.remote_addr
+        # A refresh replaces the access token it follows: APITOKENS_MAX_TOKENS_PER_USER counts the code grant only.
         access = self.service.issue(user, via=VIA, kind=OAUTH2, name=client.name, scopes=scopes,
-                                    expires_in=lifetime, ip=ip, client_id=client.client_id, commit=False)
+                                    expires_in=lifetime, ip=ip, client_id=client.client_id, commit=False,
+                                    replaces=grant_type == "refresh_token")
         made, ends = access.info.created_at, access.info.expires_at
         seconds = int((ends - made).total_seconds()) if made and ends else lifetime  # the cap may shorten it
         token: dict[str, Any] = {"token_type": "Bearer", "access_token": access.token,

@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, Response, jsonify, request
 from flask_login import current_user
 
-from .. import errors
+from .. import errors, recent_uses
 from .. import openapi as oa
 from ..credentials import get_current_token, state, token_owner
 from ..decorators import require_credential
 from ..service import PERSONAL_KINDS, REFRESH
+from . import leaks
 from .common import json_blueprint, refuse_cross_site, token_response
 
 if TYPE_CHECKING:
@@ -44,7 +45,8 @@ def me() -> Response:
 def list_tokens() -> Response:
     user, _ = _caller(_TOKENS_SCOPE)
     tokens = state().service.list(state().users.user_id(user))
-    return jsonify(tokens=[info.to_json() for info in tokens])
+    uses = recent_uses.for_tokens(state().db.session, state().models, [info.id for info in tokens])
+    return jsonify(tokens=[{**info.to_json(), "recentUses": recent_uses.to_json(uses[info.id])} for info in tokens])
 
 
 def _changing_caller() -> tuple[Any, Any]:
@@ -89,6 +91,7 @@ def create_blueprint(state: State) -> Blueprint:
     blueprint = json_blueprint("apitokens_api", __name__)
     for name in METHODS:
         importlib.import_module(f"..methods.{name}", __package__).register(blueprint, state)
+    leaks.register(blueprint, state)
     blueprint.add_url_rule("/openapi.json", "openapi", oa.serve)
     blueprint.add_url_rule("/me", "me", me)
     blueprint.add_url_rule("/tokens", "list_tokens", list_tokens)

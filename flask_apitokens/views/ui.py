@@ -20,7 +20,7 @@ from flask import Blueprint, Response, abort, current_app, flash, redirect, rend
 from flask_login import current_user, login_url
 from werkzeug.exceptions import HTTPException
 
-from .. import dberrors, errors
+from .. import dberrors, errors, recent_uses
 from ..config import DAY
 from ..credentials import read_authorization, session_user, state
 from ..models import utcnow
@@ -59,6 +59,13 @@ STATE_LABELS = {
     "grace": "Expiring (rotated)",
     "expired": "Expired",
     "revoked": "Revoked",
+}
+#: Why a credential was revoked, as the page says it ("revoked: reported as leaked").
+REVOKED_REASONS = {
+    "leaked": "reported as leaked",
+    "password_changed": "password changed",
+    "logout_everywhere": "logged out everywhere",
+    "unused": "unused too long",
 }
 
 
@@ -149,7 +156,8 @@ def credential_state(info: TokenInfo, now: dt.datetime, successor_times: Iterabl
     return "active"
 
 
-def rows_for(infos: list[TokenInfo], *, owners: dict[Any, str] | None = None) -> list[dict[str, Any]]:
+def rows_for(infos: list[TokenInfo], *, owners: dict[Any, str] | None = None,
+             uses: dict[str, list[dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
     """What a table row shows for each credential (never a secret: there is none here)."""
     now = utcnow()
     made_by_family: dict[tuple[Any, ...], list[dt.datetime]] = {}
@@ -173,7 +181,11 @@ def rows_for(infos: list[TokenInfo], *, owners: dict[Any, str] | None = None) ->
             "last_used_at": info.last_used_at,
             "expires_at": info.expires_at,
             "state": status,
-            "state_label": STATE_LABELS[status],
+            "state_label": STATE_LABELS[status] + (
+                f": {REVOKED_REASONS[info.revoked_reason]}"
+                if status == "revoked" and info.revoked_reason in REVOKED_REASONS else ""),
+            "revoked_reason": info.revoked_reason if status == "revoked" else None,
+            "recent_uses": uses.get(info.id, []) if uses is not None else [],
             "revocable": status in ("active", "grace"),
         })
     return rows
@@ -220,7 +232,7 @@ def page(*, status: int = 200, token_form_: TokenForm | None = None, key_form_: 
     admin = is_admin(user)
     tokens = st.service.list(st.users.user_id(user), kinds=PERSONAL_KINDS, include_inactive=True)
     context: dict[str, Any] = {
-        "tokens": rows_for(tokens),
+        "tokens": rows_for(tokens, uses=recent_uses.for_tokens(st.db.session, st.models, [t.id for t in tokens])),
         "token_form": token_form_ or token_form(st.settings, formdata=None),
         "is_admin": admin,
         "new_secret": new_secret,

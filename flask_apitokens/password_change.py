@@ -1,0 +1,97 @@
+"""``APITOKENS_REVOKE_ON_PASSWORD_CHANGE``: a new password ends every credential
+of its person, in the same transaction as the new password.
+
+A session ``after_flush`` listener looks at the users the flush wrote: for each
+whose password attribute changed, one UPDATE (on the flush's own connection,
+so it commits or rolls back with the host's change) revokes their tokens,
+user-tokens and OAuth2 tokens with the reason ``password_changed``.
+``token_revoked`` is sent after the commit, never for a change rolled back.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from flask import current_app, has_app_context
+
+from . import signals
+from .models import utcnow
+from .service import OAUTH2, REFRESH, TOKEN, USER_TOKEN
+
+if TYPE_CHECKING:
+    from .extension import State
+
+REASON = "password_changed"
+_PENDING = "apitokens.password-revoked"
+_LISTENING = "apitokens.password-listener"
+
+
+def password_attribute(state: State, user_model: Any) -> str:
+    name = state.settings["PASSWORD_ATTRIBUTE"]
+    columns = user_model.__table__.c
+    if name is None:
+        name = next((n for n in ("password_hash", "password") if n in columns), None)
+    if name is None or not hasattr(user_model, name):
+        raise RuntimeError("APITOKENS_PASSWORD_ATTRIBUTE: name the user model's password attribute")
+    return str(name)
+
+
+def install(state: State, user_model: Any) -> None:
+    """Watch ``user_model``'s password for the application of ``state``. The
+    listener is on the db's session class, once; it acts only for an
+    application that switched the setting on."""
+    state.password_watch = (user_model, password_attribute(state, user_model))
+    info = state.db.metadata.info
+    if info.get(_LISTENING):
+        return
+    info[_LISTENING] = True
+    sa.event.listen(state.db.session, "after_flush", _after_flush)
+    sa.event.listen(state.db.session, "after_commit", _after_commit)
+    sa.event.listen(state.db.session, "after_rollback", lambda session: session.info.pop(_PENDING, None))
+
+
+def state() -> State:
+    return current_app.extensions["apitokens"]  # type: ignore[no-any-return]
+
+
+def _state() -> State | None:
+    if not has_app_context():
+        return None
+    state = current_app.extensions.get("apitokens")
+    if state is None or not state.settings["REVOKE_ON_PASSWORD_CHANGE"]:
+        return None
+    return state  # type: ignore[no-any-return]
+
+
+def _after_flush(session: Any, flush_context: Any) -> None:
+    state = _state()
+    if state is None:
+        return
+    if state.password_watch is None:
+        return
+    model, attribute = state.password_watch
+    user_ids = [
+        state.users.user_id(obj) for obj in session.dirty
+        if isinstance(obj, model) and sa.inspect(obj).attrs[attribute].history.has_changes()
+    ]
+    if not user_ids:
+        return
+    t = state.models.token_table
+    where = [t.c.user_id.in_(user_ids), t.c.kind.in_((TOKEN, USER_TOKEN, OAUTH2, REFRESH)), t.c.revoked_at.is_(None)]
+    connection = session.connection()
+    ids = list(connection.execute(sa.select(t.c.id, t.c.user_id).where(*where)))
+    connection.execute(sa.update(t).where(*where).values(revoked_at=utcnow(), revoked_reason=REASON))
+    session.info.setdefault(_PENDING, []).extend(ids)
+
+
+def _after_commit(session: Any) -> None:
+    revoked = session.info.pop(_PENDING, None)
+    if not revoked or not has_app_context() or "apitokens" not in current_app.extensions:
+        return
+    by_user: dict[Any, list[str]] = {}
+    for token_id, user_id in revoked:
+        by_user.setdefault(user_id, []).append(token_id)
+    app = state().app
+    for user_id, token_ids in by_user.items():
+        signals.token_revoked.send(app, token_ids=token_ids, user_id=user_id, reason=REASON)
