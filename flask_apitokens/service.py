@@ -385,7 +385,7 @@ class TokenService:
         ).scalar_one()
         if live >= cap:
             raise errors.TooManyTokens(
-                f"You may have at most {cap} live tokens and have {live}: revoke one first.")
+                f"You may have at most {cap} live tokens: revoke one first.")
 
     @staticmethod
     def _pending_issued(session: Any) -> list[tuple[TokenInfo, Any, str]]:

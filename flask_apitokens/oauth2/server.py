@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import TokenMixin, UnsupportedTokenTypeError, grants
+from authlib.oauth2.rfc6749 import OAuth2Error, TokenMixin, UnsupportedTokenTypeError, grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc7009 import RevocationEndpoint
@@ -26,7 +26,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Flask, request
 
-from .. import crypto
+from .. import crypto, errors
 from ..models import utcnow
 from ..service import OAUTH2, REFRESH, TokenService
 from . import clients
@@ -108,9 +108,13 @@ class OAuth2Server(AuthorizationServer):
         lifetime = expires_in or settings["OAUTH2_ACCESS_TOKEN_EXPIRES_IN"] or 3600
         ip = request.remote_addr
         # A refresh replaces the access token it follows: APITOKENS_MAX_TOKENS_PER_USER counts the code grant only.
-        access = self.service.issue(user, via=VIA, kind=OAUTH2, name=client.name, scopes=scopes,
-                                    expires_in=lifetime, ip=ip, client_id=client.client_id, commit=False,
-                                    replaces=grant_type == "refresh_token")
+        try:
+            access = self.service.issue(user, via=VIA, kind=OAUTH2, name=client.name, scopes=scopes,
+                                        expires_in=lifetime, ip=ip, client_id=client.client_id, commit=False,
+                                        replaces=grant_type == "refresh_token")
+        except errors.TooManyTokens as exc:
+            # RFC 6749's error shape ("error_description"), which OAuth2 clients read.
+            raise OAuth2Error(exc.message, status_code=exc.status, error=exc.code) from None
         made, ends = access.info.created_at, access.info.expires_at
         seconds = int((ends - made).total_seconds()) if made and ends else lifetime  # the cap may shorten it
         token: dict[str, Any] = {"token_type": "Bearer", "access_token": access.token,
