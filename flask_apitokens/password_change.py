@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 REASON = "password_changed"
 _PENDING = "apitokens.password-revoked"
+_COMMITTED = "apitokens.password-revoked-committed"
 _LISTENING = "apitokens.password-listener"
 
 
@@ -48,11 +49,16 @@ def install(state: State, user_model: Any) -> None:
     info[_LISTENING] = True
     sa.event.listen(state.db.session, "after_flush", _after_flush)
     sa.event.listen(state.db.session, "after_commit", _after_commit)
-    sa.event.listen(state.db.session, "after_rollback", lambda session: session.info.pop(_PENDING, None))
+    sa.event.listen(state.db.session, "after_transaction_end", _after_transaction_end)
+    sa.event.listen(state.db.session, "after_rollback", _forget)
 
 
 def state() -> State:
     return current_app.extensions["apitokens"]  # type: ignore[no-any-return]
+
+
+def _forget(session: Any) -> None:
+    session.info.pop(_PENDING, None)
 
 
 def _state() -> State | None:
@@ -86,7 +92,14 @@ def _after_flush(session: Any, flush_context: Any) -> None:
 
 
 def _after_commit(session: Any) -> None:
-    revoked = session.info.pop(_PENDING, None)
+    # The session may emit no SQL in after_commit, and receivers (the OAuth2
+    # family revoker) do: send once the transaction has ended.
+    if session.info.get(_PENDING):
+        session.info[_COMMITTED] = session.info.pop(_PENDING)
+
+
+def _after_transaction_end(session: Any, transaction: Any) -> None:
+    revoked = session.info.pop(_COMMITTED, None) if transaction.parent is None else None
     if not revoked or not has_app_context() or "apitokens" not in current_app.extensions:
         return
     by_user: dict[Any, list[str]] = {}
