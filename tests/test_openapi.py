@@ -202,6 +202,8 @@ def test_real_responses_of_every_route_match_the_document(app: Flask, client: An
     provider = "/api/authenticate/{provider}"
     body = {"email": "alice@example.com", "info": {"accessToken": "x"}}
     assert call("post", "/api/authenticate/nowhere", provider, json=body).status_code == 404
+    assert call("post", "/api/credentials/revoke", json={"credentials": [plain]}).status_code == 202
+    assert call("post", "/api/credentials/revoke", json={"credentials": "x"}).status_code == 400
     assert seen == documented(doc, "/api")
 
 

@@ -233,3 +233,15 @@ def test_a_signed_body_of_another_shape_is_400(scanning: Flask, key_server: KeyS
 def test_the_endpoint_is_off_by_default(app: Flask, client: Any) -> None:
     response = client.post(ROUTE, data=b"[]", headers={"Content-Type": "application/json"})
     assert response.status_code == 404 and set(response.json) == {"error", "message"}
+
+
+def test_the_openapi_document_describes_the_endpoint_when_it_is_on(scanning: Flask, key_server: KeyServer) -> None:
+    from tests.test_openapi import check, document
+
+    key = key_server.add_key("k1")
+    client = scanning.test_client()
+    doc = document(client)
+    assert "/api/secret-scanning" in doc["paths"]
+    body = alert_body("apt_x")
+    check(doc, "/api/secret-scanning", "post", client.post(ROUTE, data=body, headers=signed(body, key, "k1")))
+    check(doc, "/api/secret-scanning", "post", client.post(ROUTE, data=body, headers={}))

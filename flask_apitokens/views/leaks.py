@@ -120,4 +120,3 @@ OPENAPI = {
         errors=(400, 413, 503),
     )},
 }
-OPENAPI_TAGS = [{"name": "leaks", "description": "Leaked credentials: reports and GitHub's secret scanning."}]
