@@ -51,15 +51,15 @@ def candidates(service: TokenService, texts: Iterable[str]) -> list[Candidate]:
     for text in texts:
         if not isinstance(text, str) or not text or len(text) > MAX_LENGTH:
             continue
-        text = text.strip()
-        parsed = service.parse(text, _PREFIXED_KINDS)
+        credential = text.strip()  # as pasted; ``text`` stays the key the caller knows
+        parsed = service.parse(credential, _PREFIXED_KINDS)
         if parsed is not None:
             kind, parts = parsed
             found.append(Candidate(text, kind, parts.public_id, parts.secret))
             continue
-        if text.count(".") == 2:  # a JWT
+        if credential.count(".") == 2:  # a JWT
             for verify in service.bearer_verifiers:
-                public_id = verify(text)
+                public_id = verify(credential)
                 if public_id is not None:
                     found.append(Candidate(text, USER_TOKEN, public_id, None))
                     break

@@ -245,3 +245,25 @@ def test_the_openapi_document_describes_the_endpoint_when_it_is_on(scanning: Fla
     body = alert_body("apt_x")
     check(doc, "/api/secret-scanning", "post", client.post(ROUTE, data=body, headers=signed(body, key, "k1")))
     check(doc, "/api/secret-scanning", "post", client.post(ROUTE, data=body, headers={}))
+
+
+def test_a_body_over_the_limit_is_413_unread(make_app: Callable[..., Flask], key_server: KeyServer) -> None:
+    key = key_server.add_key("k1")
+    app = make_app(APITOKENS_SECRET_SCANNING=True, APITOKENS_SECRET_SCANNING_KEYS_URL=key_server.url,
+                   APITOKENS_MAX_BODY_SIZE=1024)
+    with app.app_context():
+        body = alert_body(*["apt_" + "x" * 60] * 40)
+        response = app.test_client().post(ROUTE, data=body, headers=signed(body, key, "k1"))
+        assert response.status_code == 413 and response.json["error"] == "payload_too_large"
+        assert key_server.hits == 0  # refused before anything else
+
+
+def test_a_token_with_spaces_around_it_is_labelled_by_what_github_sent(scanning: Flask,
+                                                                        key_server: KeyServer) -> None:
+    key = key_server.add_key("k1")
+    token = scanning.extensions["apitokens"].service.issue(hostapp.make_user("alice"), via="cli").token
+    body = alert_body(f" {token}\n")
+    response = scanning.test_client().post(ROUTE, data=body, headers=signed(body, key, "k1"))
+    assert response.status_code == 200
+    assert response.json == [{"token_hash": hashlib.sha256(f" {token}\n".encode()).hexdigest(),
+                              "token_type": "apitokens_token", "label": "true_positive"}]
