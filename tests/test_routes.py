@@ -220,7 +220,10 @@ def test_list_tokens_newest_first_without_secrets(client: Any, user: Any, other_
     assert response.status_code == 200
     tokens = response.json["tokens"]
     assert [t["name"] for t in tokens] == ["second", "first"]
-    assert set(tokens[0]) == {"id", "name", "kind", "via", "scopes", "createdOn", "lastUsedOn", "expiresOn"}
+    assert set(tokens[0]) == {"id", "name", "kind", "via", "scopes", "createdOn", "lastUsedOn", "expiresOn",
+                              "recentUses"}
+    # The listing request itself was the second token's first use.
+    assert [use["ip"] for use in tokens[0]["recentUses"]] == ["127.0.0.1"] and tokens[1]["recentUses"] == []
     assert first.split(":")[1] not in response.get_data(as_text=True)
     assert second.split(":")[1] not in response.get_data(as_text=True)
 
