@@ -140,5 +140,5 @@ def test_revoke_all_is_the_hosts_one_call(app: Flask, client: Any, user: Any, ot
 
 
 def test_the_setting_must_name_a_real_attribute(make_app: Callable[..., Flask]) -> None:
-    with pytest.raises(RuntimeError, match="APITOKENS_PASSWORD_ATTRIBUTE"):
+    with pytest.raises(RuntimeError, match="APITOKENS_PASSWORD_ATTRIBUTE: name the user model"):
         make_app(APITOKENS_REVOKE_ON_PASSWORD_CHANGE=True, APITOKENS_PASSWORD_ATTRIBUTE="no_such_column")
