@@ -33,7 +33,7 @@ def password_attribute(state: State, user_model: Any) -> str:
     columns = user_model.__table__.c
     if name is None:
         name = next((n for n in ("password_hash", "password") if n in columns), None)
-    if name is None or not hasattr(user_model, name):
+    if name is None or name not in sa.inspect(user_model).attrs:  # a mapped attribute, with history
         raise RuntimeError("APITOKENS_PASSWORD_ATTRIBUTE: name the user model's password attribute")
     return str(name)
 
@@ -51,10 +51,6 @@ def install(state: State, user_model: Any) -> None:
     sa.event.listen(state.db.session, "after_commit", _after_commit)
     sa.event.listen(state.db.session, "after_transaction_end", _after_transaction_end)
     sa.event.listen(state.db.session, "after_rollback", _forget)
-
-
-def state() -> State:
-    return current_app.extensions["apitokens"]  # type: ignore[no-any-return]
 
 
 def _forget(session: Any) -> None:
@@ -105,6 +101,6 @@ def _after_transaction_end(session: Any, transaction: Any) -> None:
     by_user: dict[Any, list[str]] = {}
     for token_id, user_id in revoked:
         by_user.setdefault(user_id, []).append(token_id)
-    app = state().app
+    app = current_app.extensions["apitokens"].app
     for user_id, token_ids in by_user.items():
         signals.token_revoked.send(app, token_ids=token_ids, user_id=user_id, reason=REASON)
