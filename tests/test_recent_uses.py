@@ -3,6 +3,7 @@ page, the 5 most recent distinct addresses, written only with last-used."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
@@ -139,3 +140,21 @@ def test_the_token_page_shows_recent_uses(make_app: Callable[..., Flask]) -> Non
     assert uses.index("203.0.113.6") < uses.index("203.0.113.5")
     assert "deploy-bot/1.2 &lt;script&gt;" in uses and "<script>" not in uses
     assert "curl/8.5" in uses
+
+
+def test_every_kind_records_its_uses(make_app: Callable[..., Flask]) -> None:
+    app = make_app(APITOKENS_LAST_USED_INTERVAL=0)
+    client = app.test_client()
+    with app.app_context():
+        alice = hostapp.make_user("alice")
+        service = app.extensions["apitokens"].service
+        access = service.issue(alice, via="oauth2", kind="oauth2").token
+        basic = base64.b64encode(b"alice:pw-correct").decode()
+        jwt = client.post("/api/user-token", headers={"Authorization": f"Basic {basic}"}).json["user-token"]
+        for credential, ip in ((access, "192.0.2.10"), (jwt, "192.0.2.11")):
+            response = client.get("/plain", headers={**auth(credential, "Bearer"), "User-Agent": "app/1"},
+                                  environ_base={"REMOTE_ADDR": ip})
+            assert response.status_code == 200
+        uses = {item["kind"]: item["recentUses"] for item in listed(app)}
+        assert [(u["ip"], u["userAgent"]) for u in uses["oauth2"]] == [("192.0.2.10", "app/1")]
+        assert [u["ip"] for u in uses["user-token"]] == ["192.0.2.11"]
