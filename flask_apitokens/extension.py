@@ -166,12 +166,14 @@ class APITokens:
 
     def revoke_all(self, user: Any, *, reason: str = "revoked") -> list[str]:
         """Revoke every credential ``user`` holds (tokens, user-tokens, OAuth2
-        access and refresh tokens; not the administrator's API keys), for example
-        after a password change, and commit. ``reason`` (at most 32 characters) is
+        access and refresh tokens; not the administrator's API keys), forget the
+        OAuth2 apps they approved, and commit: what "log out everywhere" does, for
+        example after a password change. ``reason`` (at most 32 characters) is
         recorded with each and sent with ``token_revoked``. Returns the ids revoked."""
         from .leaks import revoke_all
 
-        return revoke_all(self.service, user, reason=reason)
+        state = self.state()
+        return revoke_all(state, state.users.user_id(user), reason=reason)
 
     @property
     def service(self) -> TokenService:

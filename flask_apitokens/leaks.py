@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from . import signals
 from .models import utcnow
-from .service import KEY, OAUTH2, REFRESH, TOKEN, USER_TOKEN, TokenInfo, TokenService
+from .service import KEY, OAUTH2, PERSONAL_KINDS, REFRESH, TOKEN, USER_TOKEN, TokenInfo, TokenService
 
 #: Most strings one report may hold (as GitHub's credential revocation API).
 MAX_REPORTED = 1000
@@ -110,8 +110,14 @@ def revoke_reported(service: TokenService, texts: Iterable[str], *, reporter: st
     return live
 
 
-def revoke_all(service: TokenService, user: Any, *, reason: str) -> list[str]:
-    """Every credential of ``user`` that a person holds: tokens, user-tokens,
-    OAuth2 access and refresh tokens (API keys are the administrator's)."""
-    return service.revoke_all(service.users.user_id(user), kinds=(TOKEN, USER_TOKEN, OAUTH2, REFRESH),
-                              reason=reason)
+def revoke_all(state: Any, user_id: Any, *, reason: str) -> list[str]:
+    """Log a person out everywhere: revoke every credential they hold (tokens,
+    user-tokens, OAuth2 access and refresh tokens; API keys are the
+    administrator's), forget the OAuth2 apps they approved and spend their
+    codes not yet exchanged. Used by ``DELETE /api/tokens`` and
+    :meth:`~flask_apitokens.APITokens.revoke_all`. Returns the ids revoked."""
+    from .oauth2.grants_store import forget_user
+
+    revoked = state.service.revoke_all(user_id, kinds=(*PERSONAL_KINDS, REFRESH), reason=reason)
+    forget_user(user_id, state=state)
+    return revoked  # type: ignore[no-any-return]

@@ -4,7 +4,8 @@ of its person, in the same transaction as the new password.
 A session ``after_flush`` listener looks at the users the flush wrote: for each
 whose password attribute changed, one UPDATE (on the flush's own connection,
 so it commits or rolls back with the host's change) revokes their tokens,
-user-tokens and OAuth2 tokens with the reason ``password_changed``.
+user-tokens and OAuth2 tokens with the reason ``password_changed``, and, as
+"log out everywhere" does, their OAuth2 approvals go and codes are spent.
 ``token_revoked`` is sent after the commit, never for a change rolled back.
 """
 
@@ -83,7 +84,15 @@ def _after_flush(session: Any, flush_context: Any) -> None:
     where = [t.c.user_id.in_(user_ids), t.c.kind.in_((TOKEN, USER_TOKEN, OAUTH2, REFRESH)), t.c.revoked_at.is_(None)]
     connection = session.connection()
     ids = list(connection.execute(sa.select(t.c.id, t.c.user_id).where(*where)))
-    connection.execute(sa.update(t).where(*where).values(revoked_at=utcnow(), revoked_reason=REASON))
+    now = utcnow()
+    connection.execute(sa.update(t).where(*where).values(revoked_at=now, revoked_reason=REASON))
+    # As log out everywhere: the OAuth2 approvals go, unexchanged codes are spent.
+    oauth2 = state.oauth2_models
+    if oauth2 is not None:
+        grants, codes = oauth2.Grant.__table__, oauth2.Code.__table__
+        connection.execute(sa.delete(grants).where(grants.c.user_id.in_(user_ids)))
+        connection.execute(sa.update(codes).where(codes.c.user_id.in_(user_ids), codes.c.used_at.is_(None))
+                           .values(used_at=now))
     session.info.setdefault(_PENDING, []).extend(ids)
 
 

@@ -14,6 +14,8 @@ from flask_login import current_user, login_required
 from werkzeug.security import generate_password_hash
 
 from flask_apitokens import signals
+from flask_apitokens.oauth2 import clients as oauth2_clients
+from flask_apitokens.oauth2 import grants_store
 from flask_apitokens.service import KEY, OAUTH2, REFRESH
 from tests import hostapp
 from tests.conftest import auth, token_rows
@@ -74,6 +76,7 @@ def test_a_new_password_revokes_every_credential_with_the_change(on_app: Flask) 
     client = on_app.test_client()
     alice, bob = hostapp.make_user("alice"), hostapp.make_user("bob")
     mine, theirs = credentials_of(on_app, client, alice), credentials_of(on_app, client, bob)
+    approve_an_app(on_app, alice, bob)
     heard: list[dict[str, Any]] = []
 
     def revoked(sender: Flask, **payload: Any) -> None:
@@ -91,6 +94,7 @@ def test_a_new_password_revokes_every_credential_with_the_change(on_app: Flask) 
     assert len(alice_rows) == 4
     assert {(row.revoked_reason, row.revoked_at is not None) for row in alice_rows} == {("password_changed", True)}
     assert [row.revoked_at for row in rows.values() if row.user_id == bob.id] == [None] * 5
+    assert (approved(on_app, alice), approved(on_app, bob)) == ([], ["Viewer"])
     assert len(heard) == 1 and (heard[0]["user_id"], heard[0]["reason"]) == (alice.id, "password_changed")
     assert sorted(heard[0]["token_ids"]) == sorted(row.id for row in alice_rows)
 
@@ -125,8 +129,21 @@ def test_other_changes_and_the_setting_off_revoke_nothing(on_app: Flask, make_ap
         assert [row.revoked_at for row in token_rows(off)] == [None]
 
 
+def approve_an_app(app: Flask, *users: Any) -> None:
+    made = oauth2_clients.create_client(name="Viewer", public=True, scopes=["reports:read"],
+                                        redirect_uris=["http://127.0.0.1:9/cb"])
+    for person in users:
+        grants_store.record_grant(app.extensions["apitokens"], person, made.client, ["reports:read"])
+
+
+def approved(app: Flask, person: Any) -> list[str]:
+    return [found.client_name for found in grants_store.list_approved_apps(person, state=app.extensions["apitokens"])]
+
+
 def test_revoke_all_is_the_hosts_one_call(app: Flask, client: Any, user: Any, other_user: Any) -> None:
     mine, theirs = credentials_of(app, client, user), credentials_of(app, client, other_user)
+    approve_an_app(app, user, other_user)
+    assert approved(app, user) == ["Viewer"]
     heard: list[dict[str, Any]] = []
     with signals.token_revoked.connected_to(lambda sender, **kw: heard.append(kw), app):
         revoked = hostapp.apitokens.revoke_all(user, reason="compromised")
@@ -137,6 +154,7 @@ def test_revoke_all_is_the_hosts_one_call(app: Flask, client: Any, user: Any, ot
     assert all(works(client, kind, text) for kind, text in theirs.items() if kind != "refresh")
     assert {row.revoked_reason for row in token_rows(app) if row.id in revoked} == {"compromised"}
     assert hostapp.apitokens.revoke_all(user, reason="again") == []
+    assert (approved(app, user), approved(app, other_user)) == ([], ["Viewer"])
 
 
 def test_the_setting_must_name_a_real_attribute(make_app: Callable[..., Flask]) -> None:

@@ -12,7 +12,8 @@ from .. import errors, recent_uses
 from .. import openapi as oa
 from ..credentials import get_current_token, state, token_owner
 from ..decorators import require_credential
-from ..service import PERSONAL_KINDS, REFRESH
+from ..leaks import revoke_all as revoke_everything
+from ..service import PERSONAL_KINDS
 from . import leaks
 from .common import json_blueprint, refuse_cross_site, token_response
 
@@ -73,12 +74,7 @@ def revoke_all_tokens() -> Response:
     removed), and every OAuth2 approval and code not yet exchanged."""
     user, _ = _changing_caller()
     st = state()
-    user_id = st.users.user_id(user)
-    revoked = st.service.revoke_all(user_id, kinds=(*PERSONAL_KINDS, REFRESH), reason="logout_everywhere")
-    from ..oauth2.grants_store import forget_user
-
-    forget_user(user_id, state=st)
-    return jsonify(revoked=revoked)
+    return jsonify(revoked=revoke_everything(st, st.users.user_id(user), reason="logout_everywhere"))
 
 
 def rotate_token(token_id: str) -> Response:
