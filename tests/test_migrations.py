@@ -51,8 +51,8 @@ HOST = textwrap.dedent('''
         return app
 ''')
 
-TABLES = {"user", "apitokens_token", "apitokens_identity", "apitokens_oauth2_client", "apitokens_oauth2_code",
-          "apitokens_oauth2_grant", "alembic_version"}
+TABLES = {"user", "apitokens_token", "apitokens_token_use", "apitokens_identity", "apitokens_oauth2_client",
+          "apitokens_oauth2_code", "apitokens_oauth2_grant", "alembic_version"}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

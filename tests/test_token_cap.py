@@ -19,7 +19,7 @@ from flask_apitokens.service import KEY
 from tests import hostapp
 from tests.conftest import auth, token_rows
 from tests.ldap_server import USER_PASSWORD, Slapd, slapd  # noqa: F401  (fixture)
-from tests.oauth2_server import serve
+from tests.oauth2_server import authorize, oauth_session, serve
 from tests.provider_server import ProviderServer
 from tests.test_oauth2_server import full_flow, register
 from tests.test_providers import OCTO, exchange, providers_config
@@ -165,8 +165,11 @@ def test_oauth2_code_grant_stops_at_the_cap_and_refresh_rotation_does_not(make_a
         # A second approval would add one: refused with the cap's JSON error.
         from authlib.integrations.base_client import OAuthError
 
+        # Approved already: the page is asked for again (prompt=consent), and approved.
+        again = oauth_session(client, scope="reports:read")
+        location, _, verifier = authorize(served, served.login(), again, prompt="consent")
         with pytest.raises(OAuthError) as refused:
-            full_flow(served, client)
+            again.fetch_token(served.url + "/oauth/token", authorization_response=location, code_verifier=verifier)
         assert refused.value.error == "too_many_tokens"
         assert "at most 1 live" in (refused.value.description or "")
 
