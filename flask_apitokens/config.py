@@ -239,6 +239,12 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any] | None
     cap = values["APITOKENS_MAX_TOKENS_PER_USER"]
     if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
         raise _fail("APITOKENS_MAX_TOKENS_PER_USER", f"expected a whole number >= 1 or None, got {cap!r}")
+    keys_url = values["APITOKENS_SECRET_SCANNING_KEYS_URL"]
+    if not isinstance(keys_url, str) or not keys_url.startswith(("https://", "http://")):
+        raise _fail("APITOKENS_SECRET_SCANNING_KEYS_URL", f"expected an http(s) URL, got {keys_url!r}")
+    attribute = values["APITOKENS_PASSWORD_ATTRIBUTE"]
+    if attribute is not None and not (isinstance(attribute, str) and attribute.isidentifier()):
+        raise _fail("APITOKENS_PASSWORD_ATTRIBUTE", f"expected an attribute name or None, got {attribute!r}")
     for key in ("APITOKENS_LDAP_TIMEOUT", "APITOKENS_PROVIDER_TIMEOUT", "APITOKENS_SECRET_SCANNING_TIMEOUT"):
         value = values[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:

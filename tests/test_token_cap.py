@@ -199,3 +199,16 @@ def test_two_concurrent_issues_cannot_both_pass_the_cap(make_app: Callable[..., 
     assert sorted(statuses) == [200] + [409] * 7
     with app.app_context():
         assert len(token_rows(app)) == 1
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("APITOKENS_MAX_TOKENS_PER_USER", 0), ("APITOKENS_MAX_TOKENS_PER_USER", True),
+    ("APITOKENS_MAX_TOKENS_PER_USER", "5"), ("APITOKENS_SECRET_SCANNING_KEYS_URL", "file:///etc/passwd"),
+    ("APITOKENS_SECRET_SCANNING_TIMEOUT", 0), ("APITOKENS_SECRET_SCANNING", "yes"),
+    ("APITOKENS_REVOKE_ON_PASSWORD_CHANGE", 1), ("APITOKENS_PASSWORD_ATTRIBUTE", "pass word"),
+])
+def test_bad_settings_fail_at_start_naming_the_key(key: str, value: Any) -> None:
+    from flask_apitokens.config import load_settings
+
+    with pytest.raises(RuntimeError, match=f"^{key}: "):
+        load_settings({"SECRET_KEY": "a secret key, long enough", key: value})
