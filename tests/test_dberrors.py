@@ -20,10 +20,11 @@ LOGGER = "flask_apitokens"
 
 def drop_token_table(app: Flask) -> None:
     """As a host that created its tables before init_app, or never migrated."""
-    table = app.extensions["apitokens"].models.Token.__table__
+    models = app.extensions["apitokens"].models
     hostapp.db.session.remove()
     with hostapp.db.engine.begin() as connection:
-        table.drop(connection)
+        models.use_table.drop(connection)  # it refers to the token table
+        models.Token.__table__.drop(connection)
 
 
 def records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
