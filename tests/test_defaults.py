@@ -36,6 +36,9 @@ DEFAULT_ROUTES = {
     ("apitokens_api.revoke_all_tokens", "DELETE", "/api/tokens"),
     ("apitokens_api.revoke_token", "DELETE", "/api/tokens/<token_id>"),
     ("apitokens_api.rotate_token", "POST", "/api/tokens/<token_id>/rotate"),
+    # SPEC section 10: on in every host (a report needs the credential itself); GitHub's
+    # secret scanning endpoint is opt-in (APITOKENS_SECRET_SCANNING).
+    ("apitokens_api.report_credentials", "POST", "/api/credentials/revoke"),
     ("apitokens_ui.tokens", "GET", "/tokens"),
     ("apitokens_ui.create_token", "POST", "/tokens/create"),
     ("apitokens_ui.revoke_token", "GET, POST", "/tokens/<token_id>/revoke"),
