@@ -53,7 +53,8 @@ class UserStore(Protocol):
         """``person_id``, ``username``, ``email``, ``organization``, ``is_admin``."""
 
 
-def _utf8(text: str) -> bool:
+def is_utf8(text: str) -> bool:
+    """False for a lone surrogate ("\\udcff" is valid JSON): no database can store it."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -121,7 +122,7 @@ class SQLAlchemyUserStore:
         return self._rows.build(values, dialect)
 
     def _one_by(self, attr: str | None, value: str, *, casefold: bool = False) -> Any | None:
-        if attr is None or not value or not _utf8(value):
+        if attr is None or not value or not is_utf8(value):
             return None  # no user has a name the database cannot even be sent
         column = getattr(self.model, attr)
         clause = sa.func.lower(column) == value.lower() if casefold else column == value
@@ -162,7 +163,7 @@ class SQLAlchemyUserStore:
         return check_password_hash(stored, password)
 
     def authenticate(self, login: str, password: str, *, by_email: bool = False) -> Any | None:
-        if not (_utf8(login) and _utf8(password)):
+        if not (is_utf8(login) and is_utf8(password)):
             # A lone surrogate ("\udcff" in JSON) can be neither looked up nor hashed:
             # nobody has it, and refusing it costs what refusing anyone costs.
             login, password = "", secrets.token_urlsafe(16)

@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from .. import dberrors, errors
 from ..credentials import state
+from ..users import is_utf8
 
 #: Names of the blueprints made by :func:`json_blueprint`.
 JSON_BLUEPRINTS: set[str] = set()
@@ -92,19 +93,10 @@ def text_field(body: dict[str, Any], name: str, *, required: bool = True, max_le
         if required:
             raise errors.BadRequest(f"The field {name!r} is required.", code="missing_field")
         return ""
-    if not isinstance(value, str) or len(value) > max_length or "\x00" in value or not _utf8(value):
+    if not isinstance(value, str) or len(value) > max_length or "\x00" in value or not is_utf8(value):
         raise errors.BadRequest(f"The field {name!r} must be text of at most {max_length} characters.",
                                 code="invalid_field")
     return value
-
-
-def _utf8(text: str) -> bool:
-    """False for a lone surrogate ("\\udcff" is valid JSON): no database can store it."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def scopes_field(body: dict[str, Any]) -> list[str]:
