@@ -256,7 +256,7 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any] | None
             raise _fail(key, f"expected a path starting with '/', got {value!r}")
         values[key] = value.rstrip("/")
 
-    prefixes = {}
+    prefixes: dict[str, str] = {}
     for key in ("APITOKENS_TOKEN_PREFIX", "APITOKENS_KEY_PREFIX", "APITOKENS_OAUTH2_PREFIX",
                 "APITOKENS_OAUTH2_REFRESH_PREFIX"):
         value = values[key]

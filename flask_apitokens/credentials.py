@@ -147,7 +147,7 @@ def _load_user(info: TokenInfo) -> Any:
     user = token_owner(info)
     if user is None:
         return AnonymousUserMixin()
-    user_loaded_from_request.send(current_app._get_current_object(), user=user)
+    user_loaded_from_request.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
     return user
 
 

@@ -264,7 +264,7 @@ def build(app: Flask) -> dict[str, Any]:
 
 def serve() -> Response:
     """``GET <prefix>/openapi.json``."""
-    return jsonify(build(current_app._get_current_object()))
+    return jsonify(build(current_app._get_current_object()))  # type: ignore[attr-defined]
 
 
 #: This module's own route, collected like any other.

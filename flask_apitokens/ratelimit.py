@@ -249,9 +249,11 @@ def init_app(app: Flask, state: State) -> Limiter:
         def key(source: str | None = source) -> str:
             return account_name(source) or ""
 
+        def unknown_name(source: str | None = source) -> bool:
+            return account_name(source) is None
+
         per_account = limiter.shared_limit(
-            settings["ACCOUNT_RATE_LIMIT"], scope=_ACCOUNT_SCOPE, key_func=key,
-            exempt_when=lambda source=source: account_name(source) is None,
+            settings["ACCOUNT_RATE_LIMIT"], scope=_ACCOUNT_SCOPE, key_func=key, exempt_when=unknown_name,
         )
         # Wrapped per application: the module-level view stays as it was.
         app.view_functions[endpoint] = _fail_closed(per_address(per_account(_reached(view))), add_headers, refund)
@@ -290,7 +292,9 @@ def _confine(app: Flask, limiter: Limiter) -> Callable[[Response], Response]:
             return False
         return True
 
-    for hooks in (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs):
+    registries: tuple[dict[Any, list[Any]], ...] = (
+        app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs)  # type: ignore[assignment]
+    for hooks in registries:
         hooks[None] = [hook for hook in hooks.get(None, []) if keep(hook)]
     if len(ours) > 1:
         raise RuntimeError("flask-apitokens: this Flask-Limiter version hooks requests in an unexpected way")

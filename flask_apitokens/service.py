@@ -18,6 +18,7 @@ request.
 
 from __future__ import annotations
 
+import builtins  # the method `list` below shadows the built-in in later annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -439,7 +440,7 @@ class TokenService:
         return [self.info(row) for row in rows]
 
     def revoke(self, token_ids: Iterable[str], *, user_id: Any = None, kinds: Iterable[str] | None = None,
-               reason: str = "revoked") -> list[str]:
+               reason: str = "revoked") -> builtins.list[str]:
         """Revoke the given credentials (of ``user_id``; live ones of ``kinds``, when
         given) and their lineage: every credential made with them (``parent_id``),
         and the whole rotation family of each (``replaced_by``, both ways), however
@@ -486,7 +487,8 @@ class TokenService:
             frontier = new
         return found
 
-    def revoke_all(self, user_id: Any, *, kinds: Iterable[str] = PERSONAL_KINDS, reason: str = "revoked") -> list[str]:
+    def revoke_all(self, user_id: Any, *, kinds: Iterable[str] = PERSONAL_KINDS,
+                   reason: str = "revoked") -> builtins.list[str]:
         T = self.models.Token
         ids = self.db.session.execute(
             sa.select(T.id).where(T.user_id == user_id, T.kind.in_(list(kinds)), T.revoked_at.is_(None))
@@ -637,7 +639,7 @@ class TokenService:
             heads = following
         return keep | set(heads)  # a chain too long to follow is kept, not guessed dead
 
-    def notify_expiring(self) -> list[TokenInfo]:
+    def notify_expiring(self) -> builtins.list[TokenInfo]:
         """Send ``token_expiring`` once for each live credential that expires
         within APITOKENS_EXPIRY_WARNING_DAYS, and remember it was sent.
 

@@ -11,9 +11,12 @@ import os
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from sqlalchemy.sql.compiler import SQLCompiler
 
 
 class Held(NamedTuple):
@@ -146,7 +149,7 @@ class TokenStoreConnections:
             # The pool hands out the driver's own error (Engine.connect() would wrap it):
             # wrap it, so an unreachable database is a DBAPIError (503), not a 500.
             raise sa.exc.DBAPIError.instance(None, None, exc, dbapi_error, dialect=self.engine.dialect) from exc
-        driver = fairy.driver_connection
+        driver: Any = fairy.driver_connection
         try:
             if self.sqlite:
                 driver.isolation_level = None  # autocommit: no implicit BEGIN before a write
@@ -155,7 +158,7 @@ class TokenStoreConnections:
                 if hasattr(driver, "prepare_threshold") and not self._direct(driver):
                     # psycopg would prepare a statement run 5 times under a name, which
                     # PgBouncer in transaction mode cannot follow across server connections.
-                    driver.prepare_threshold = None  # type: ignore[union-attr]
+                    driver.prepare_threshold = None
             cursor = driver.cursor()
         except Exception:
             fairy.close()  # back to the pool as it was lent
@@ -195,7 +198,8 @@ class RawStatement:
     def __init__(self, statement: sa.ClauseElement, connections: TokenStoreConnections,
                  processed: int | None = None) -> None:
         dialect = connections.engine.dialect
-        compiled = statement.compile(dialect=dialect)
+        # A Core statement compiles to an SQLCompiler (positional names and binds).
+        compiled = cast("SQLCompiler", statement.compile(dialect=dialect))
         self.statement = statement
         self.connections = connections
         self.dialect = dialect

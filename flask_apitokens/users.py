@@ -145,8 +145,9 @@ class SQLAlchemyUserStore:
         with hashes of mixed methods that made the cost of an unknown user
         follow whichever user was tried last."""
         if self._dummy_hash is None:
-            method = {"method": self.password_hash_method} if self.password_hash_method else {}
-            self._dummy_hash = generate_password_hash(secrets.token_urlsafe(16), **method)
+            password = secrets.token_urlsafe(16)
+            method = self.password_hash_method
+            self._dummy_hash = generate_password_hash(password, method) if method else generate_password_hash(password)
         return self._dummy_hash
 
     def check_password(self, user: Any, password: str) -> bool:

@@ -39,9 +39,10 @@ def read_body(*, form: bool = True) -> dict[str, Any]:
     else:
         # A streamed (chunked) body: read one byte past the limit to tell "too large",
         # once per request (the rate limiter reads the account name before the view).
-        data = request.environ.get(_STREAMED_BODY)
-        if data is None:
-            data = request.environ[_STREAMED_BODY] = request.stream.read(limit + 1)
+        streamed: bytes | None = request.environ.get(_STREAMED_BODY)
+        if streamed is None:
+            streamed = request.environ[_STREAMED_BODY] = request.stream.read(limit + 1)
+        data = streamed
         if len(data) > limit:
             raise too_large
         if form and mimetype == "application/x-www-form-urlencoded":
