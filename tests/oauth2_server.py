@@ -26,6 +26,7 @@ OTHER_REDIRECT_URI = "http://127.0.0.1:9/other"
 class Served:
     app: Flask
     url: str
+    port: int
 
     def login(self, username: str = "alice") -> requests.Session:
         browser = requests.Session()
@@ -40,7 +41,7 @@ def serve(app: Flask) -> Iterator[Served]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Served(app, f"http://127.0.0.1:{server.server_port}")
+        yield Served(app, f"http://127.0.0.1:{server.server_port}", server.server_port)
     finally:
         server.shutdown()
         thread.join(5)

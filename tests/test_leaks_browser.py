@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import http.client
 import re
-import threading
 from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
+from tests.oauth2_server import Served, serve
 from tests.test_ui_browser import DOCS_STATIC, USER, USER_PASSWORD, browser, log_in, row_for  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -30,7 +28,7 @@ AGENTS = {
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """The demo app through its own factory, every use recorded (interval 0)."""
     from example_app import create_app
 
@@ -41,20 +39,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
         result = app.test_cli_runner().invoke(args=["create-user", USER, "--email", f"{USER}@example.com",
                                                     "--password", USER_PASSWORD])
     assert result.exit_code == 0, result.output
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield SimpleNamespace(app=app, port=server.server_port, url=f"http://127.0.0.1:{server.server_port}")
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
-        with app.app_context():
-            app.extensions["sqlalchemy"].engine.dispose()
+    with serve(app) as served:
+        yield served
+    with app.app_context():
+        app.extensions["sqlalchemy"].engine.dispose()
 
 
-def use_from(demo: SimpleNamespace, source: str, token: str) -> int:
+def use_from(demo: Served, source: str, token: str) -> int:
     """GET /api/data from another loopback address (all of 127.0.0.0/8 is local)."""
     connection = http.client.HTTPConnection("127.0.0.1", demo.port, timeout=10, source_address=(source, 0))
     try:
@@ -75,7 +66,7 @@ def create_token(page: Any, name: str) -> str:
     return str(value)
 
 
-def test_recent_uses_and_a_reported_token_on_the_page(browser: Any, demo: SimpleNamespace) -> None:  # noqa: F811
+def test_recent_uses_and_a_reported_token_on_the_page(browser: Any, demo: Served) -> None:  # noqa: F811
     context = browser.new_context(base_url=demo.url, viewport={"width": 1100, "height": 900})
     problems: list[str] = []
     context.on("weberror", lambda error: problems.append(str(error.error)))
