@@ -20,6 +20,7 @@ from authlib.integrations.base_client import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 from flask import Blueprint, Flask, redirect, render_template, request, session, url_for
 
+from flask_apitokens import errors
 from flask_apitokens.oauth2 import clients
 
 CLIENT_ID = "demo-client"
@@ -39,8 +40,13 @@ def register_demo_client(app: Flask) -> None:
     with app.app_context():
         existing = clients.get_client(CLIENT_ID)
         if existing is None:
-            clients.create_client(client_id=CLIENT_ID, name="OAuth demo app", public=True, scopes=[SCOPE],
-                                  redirect_uris=uris)
+            try:
+                clients.create_client(client_id=CLIENT_ID, name="OAuth demo app", public=True, scopes=[SCOPE],
+                                      redirect_uris=uris)
+            except errors.BadRequest as exc:
+                if exc.code != "client_exists":
+                    raise
+                # Another worker process registered it first (gunicorn -w 4).
         elif existing.redirect_uri_list != list(dict.fromkeys(uris)):
             existing.redirect_uris = "\n".join(dict.fromkeys(uris))
             app.extensions["apitokens"].service.commit()

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 
+from flask_apitokens import errors
 from flask_apitokens.cli import apitokens_cli
 from flask_apitokens.oauth2 import clients
 from tests import hostapp
@@ -120,3 +121,27 @@ def test_tables_exist_even_when_the_server_is_switched_off(make_app: Any) -> Non
         assert sa.inspect(hostapp.db.engine).has_table("apitokens_oauth2_client")
         result = app.test_cli_runner().invoke(apitokens_cli, ["list-clients", "--json"])
         assert result.exit_code == 0 and json.loads(result.stdout) == {"clients": []}
+
+
+def test_a_client_registered_by_another_process_meanwhile_is_client_exists(app: Flask) -> None:
+    """Four gunicorn workers starting the demo each register ``demo-client``: the
+    one that loses the race between the existence check and its insert gets
+    ``client_exists`` (not a 503), and its session stays usable."""
+    state = app.extensions["apitokens"]
+    Client = state.oauth2_models.Client
+    session = state.db.session()
+
+    def other_worker_inserts(*_: Any) -> None:
+        with state.db.engine.begin() as other:
+            other.execute(sa.insert(Client).values(client_id="raced", name="Other worker", public=True,
+                                                   redirect_uris="https://a.example/cb", scopes=""))
+
+    sa.event.listen(session, "before_flush", other_worker_inserts, once=True)
+    try:
+        clients.create_client(client_id="raced", name="Mine", public=True, redirect_uris=["https://a.example/cb"])
+    except errors.BadRequest as exc:
+        assert exc.code == "client_exists"
+    else:
+        raise AssertionError("the second insert of one client id was accepted")
+    assert [row.name for row in client_rows(app)] == ["Other worker"]
+    assert clients.create_client(name="Next", public=True, redirect_uris=["https://a.example/cb"]).client.name == "Next"

@@ -53,8 +53,9 @@ def create_client(*, name: str, redirect_uris: list[str], public: bool, scopes: 
     if not isinstance(client_id, str) or not 0 < len(client_id) <= 64 or not client_id.isascii():
         raise errors.BadRequest("A client id is up to 64 ASCII characters.", code="invalid_field")
     models = oauth2_models(state)
+    exists = errors.BadRequest(f"A client with id {client_id!r} exists already.", code="client_exists")
     if state.db.session.get(models.Client, client_id) is not None:
-        raise errors.BadRequest(f"A client with id {client_id!r} exists already.", code="client_exists")
+        raise exists
     secret = None if public else secrets.token_urlsafe(32)
     client = models.Client(
         client_id=client_id, name=name.strip(), public=public,
@@ -62,6 +63,13 @@ def create_client(*, name: str, redirect_uris: list[str], public: bool, scopes: 
         redirect_uris="\n".join(uris), scopes=" ".join(scope_list),
     )
     state.db.session.add(client)
+    try:
+        state.db.session.flush()
+    except sa.exc.IntegrityError:
+        # Another process registered the same id since the check above (gunicorn
+        # workers starting the demo at once): the same answer as that check.
+        state.db.session.rollback()
+        raise exists from None
     state.service.commit()
     return NewClient(client, secret)
 
