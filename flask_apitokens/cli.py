@@ -11,22 +11,18 @@ import sys
 from typing import Any
 
 import click
-from flask import current_app
 from flask.cli import with_appcontext
 
 from .errors import APITokensError
 from .service import DEFAULT, KEY, PERSONAL_KINDS, IssuedToken, iso
-
-
-def _state() -> Any:
-    return current_app.extensions["apitokens"]
+from .state import state
 
 
 def find_user(name: str | None) -> Any:
     if not name:
         # Not click's required=True: that exits with 2; a missing user is exit 1 like an unknown one.
         raise click.ClickException("--user is required: the username or email of the owner.")
-    user = _state().users.find_by_login(name)
+    user = state().users.find_by_login(name)
     if user is None:
         raise click.ClickException(f"No user named {name!r}.")
     return user
@@ -47,7 +43,7 @@ def issue_from_cli(user_name: str | None, kind: str, name: str, scopes: tuple[st
                    expires_in: int | None) -> IssuedToken:
     user = find_user(user_name)
     try:
-        return _state().service.issue(user, via="cli", kind=kind, name=name, scopes=scopes,
+        return state().service.issue(user, via="cli", kind=kind, name=name, scopes=scopes,
                                       expires_in=DEFAULT if expires_in is None else expires_in)
     except APITokensError as error:
         raise click.ClickException(error.message) from None
@@ -110,16 +106,16 @@ def list_tokens(user_name: str | None, include_inactive: bool, as_json: bool) ->
 
 def _print_list(user_name: str | None, kinds: tuple[str, ...], include_inactive: bool, as_json: bool,
                 json_field: str) -> None:
-    state = _state()
-    user_id = state.users.user_id(find_user(user_name)) if user_name else None
-    infos = state.service.list(user_id, kinds=kinds, include_inactive=include_inactive)
+    st = state()
+    user_id = st.users.user_id(find_user(user_name)) if user_name else None
+    infos = st.service.list(user_id, kinds=kinds, include_inactive=include_inactive)
     owners: dict[Any, str] = {}
 
     def owner(user_id: Any) -> str:
         # The owner's name, as an administrator knows them, not the row id.
         if user_id not in owners:
-            user = state.users.get(user_id)
-            profile = state.users.profile(user) if user is not None else {}
+            user = st.users.get(user_id)
+            profile = st.users.profile(user) if user is not None else {}
             owners[user_id] = str(profile.get("username") or profile.get("email") or f"#{user_id}")
         return owners[user_id]
 
@@ -144,7 +140,7 @@ def _print_list(user_name: str | None, kinds: tuple[str, ...], include_inactive:
 @with_appcontext
 def revoke(token_id: str) -> None:
     """Revoke a token or key by its id."""
-    revoked = _state().service.revoke([token_id], reason="cli")
+    revoked = state().service.revoke([token_id], reason="cli")
     if not revoked:
         raise click.ClickException(f"No live token or key with id {token_id!r}.")
     click.echo(f"revoked: {' '.join(revoked)}")
@@ -163,7 +159,7 @@ def purge_expired(revoked_older_than_days: int, batch_size: int) -> None:
     locked for long. On a terminal it shows a progress bar; otherwise it prints
     the counts only.
     """
-    service = _state().service
+    service = state().service
     warned = service.notify_expiring()
     options: dict[str, Any] = {"revoked_older_than_days": revoked_older_than_days, "batch_size": batch_size}
     if sys.stdout.isatty():
@@ -179,4 +175,4 @@ def purge_expired(revoked_older_than_days: int, batch_size: int) -> None:
 @with_appcontext
 def notify_expiring() -> None:
     """Send the token_expiring signal for credentials that expire soon (run daily)."""
-    click.echo(f"expiring-soon warnings sent: {len(_state().service.notify_expiring())}")
+    click.echo(f"expiring-soon warnings sent: {len(state().service.notify_expiring())}")

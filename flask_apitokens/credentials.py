@@ -22,9 +22,9 @@ from werkzeug.local import LocalProxy
 from . import signals
 from .config import LOGIN_SCOPE
 from .errors import AccountDisabled, APITokensError, ForeignCredential, Unauthorized
+from .state import state
 
 if TYPE_CHECKING:
-    from .extension import State
     from .service import TokenInfo
 
 #: Scheme names (lower case) the extension owns.
@@ -51,16 +51,6 @@ def read_authorization(header: str | None) -> tuple[str, str] | None:
     if scheme not in SCHEMES:
         return None
     return scheme, credential.strip()
-
-
-def state() -> State:
-    try:
-        return cast("State", current_app.extensions["apitokens"])
-    except KeyError:
-        raise RuntimeError(
-            f"flask-apitokens is not set up on the application {current_app.name!r}: call "
-            "APITokens.init_app(app, db=db, user_model=User) (or APITokens(app, ...)) in your app factory"
-        ) from None
 
 
 def authenticate_request(*, for_loader: bool = False) -> TokenInfo | None:

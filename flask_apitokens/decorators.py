@@ -12,9 +12,11 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, cast, overload
 
 from . import errors
-from .credentials import authenticate_request, session_user, set_lazy_user, state
+from .credentials import authenticate_request, session_user, set_lazy_user
 from .service import KEY
 from .startup import SCOPES_ATTRIBUTE
+from .state import state
+from .web import error_response
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,7 +46,7 @@ def _decorator(view: F, scopes: frozenset[str], **options: bool) -> F:
         try:
             require_credential(scopes, **options)
         except errors.APITokensError as error:
-            return error.response()
+            return error_response(error)
         return view(*args, **kwargs)
 
     # Checked against APITOKENS_SCOPES before the first request (see startup.py):

@@ -1,16 +1,15 @@
-"""Errors the extension raises, and how they become JSON responses.
+"""Errors the extension raises, as data: a status, a code, a sentence and headers.
 
-Core code raises these; one handler on the extension's blueprints (and on the
-decorators) turns them into ``{"error": code, "message": sentence}`` with the
-right status, plus ``WWW-Authenticate`` on 401.
+Core code raises these and knows no Flask; the edge
+(:func:`flask_apitokens.web.error_response`, installed on the extension's
+blueprints and used by the decorators) turns them into
+``{"error": code, "message": sentence}`` with the right status, plus
+``WWW-Authenticate`` on 401.
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Any, ClassVar
-
-from flask import Response, current_app
+from typing import ClassVar
 
 
 class APITokensError(Exception):
@@ -29,22 +28,9 @@ class APITokensError(Exception):
         self.headers = headers or {}
         super().__init__(self.message)
 
-    def response(self) -> Response:
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
-        provider = app.json
-        response = app.response_class(_body(provider, app.debug, self.code, self.message),
-                                      status=self.status, mimetype=provider.mimetype)
-        response.headers.update(self.headers)
-        return response
-
-
-@functools.lru_cache(maxsize=512)
-def _body(provider: Any, debug: bool, code: str, message: str) -> bytes:
-    """``jsonify(error=code, message=message)``'s body, made once: a refused
-    token must not cost more than an accepted one, and serializing these two
-    fields on every refusal cost more than the view's own response (bench/).
-    Bounded, since some messages quote what the client sent."""
-    return provider.response(error=code, message=message).get_data()  # type: ignore[no-any-return]
+    def response_headers(self) -> dict[str, str]:
+        """The headers its response carries."""
+        return self.headers
 
 
 class BadRequest(APITokensError):
@@ -66,10 +52,8 @@ class Unauthorized(APITokensError):
     message = "A valid credential is required."
     challenge = 'Token realm="api", Bearer realm="api"'
 
-    def response(self) -> Response:
-        response = super().response()
-        response.headers.setdefault("WWW-Authenticate", self.challenge)
-        return response
+    def response_headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": self.challenge, **self.headers}
 
 
 class InvalidToken(Unauthorized):
@@ -204,10 +188,6 @@ class ServiceUnavailable(APITokensError):
 class LDAPUnavailable(ServiceUnavailable):
     code = "ldap_unavailable"
     message = "The LDAP directory is unavailable; try again shortly."
-
-
-def handle(error: APITokensError) -> Response:
-    return error.response()
 
 
 class TooManyTokens(APITokensError):

@@ -3,38 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 
 from . import errors, startup
-from .config import Settings, load_settings
+from .config import load_settings
 from .credentials import install_request_loader
-from .models import Models, build_models
+from .models import build_models
 from .service import TokenService
+from .state import State, set_up
+from .state import state as state_of
 from .users import SQLAlchemyUserStore, UserStore
-
-
-@dataclass
-class State:
-    """Everything the extension keeps for one application, in
-    ``app.extensions["apitokens"]``."""
-
-    app: Flask
-    db: Any
-    models: Models
-    users: UserStore
-    settings: Settings
-    service: TokenService
-    #: The OAuth2 server's tables (clients, codes, grants).
-    oauth2_models: Any = None
-    #: The extension's own Flask-Limiter ``Limiter`` (see :mod:`flask_apitokens.ratelimit`).
-    limiter: Any = None
-    #: (user model, password attribute) watched by APITOKENS_REVOKE_ON_PASSWORD_CHANGE.
-    password_watch: tuple[Any, str] | None = None
-    #: GitHub's secret scanning keys, fetched on demand (see :mod:`flask_apitokens.secret_scanning`).
-    scanning_keys: Any = None
+from .web import error_response, json_routing_errors
 
 
 class APITokens:
@@ -58,7 +39,7 @@ class APITokens:
 
     def init_app(self, app: Flask, *, db: Any = None, user_model: Any = None,
                  user_store: UserStore | None = None, **settings: Any) -> None:
-        if "apitokens" in app.extensions:
+        if "apitokens" in app.extensions:  # before any work; set_up() below checks again
             raise RuntimeError("flask-apitokens: init_app was already called on this application")
         db = db if db is not None else self._options.get("db")
         user_model = user_model if user_model is not None else self._options.get("user_model")
@@ -73,13 +54,15 @@ class APITokens:
         users = user_store if user_store is not None else SQLAlchemyUserStore(
             db, user_model, password_hash_method=loaded["PASSWORD_HASH_METHOD"])
         service = TokenService(app, db, models, users, loaded)
-        state = app.extensions["apitokens"] = State(app, db, models, users, loaded, service)
+        state = State(app, db, models, users, loaded, service)
+        set_up(app, state)
 
+        from . import openapi_document
         from .cli import apitokens_cli
         from .views import api
-        from .views.common import json_routing_errors
 
         api_blueprint = api.create_blueprint(state)
+        openapi_document.register(api_blueprint)
         app.register_blueprint(api_blueprint, url_prefix=loaded["URL_PREFIX"])
         from . import oauth2
 
@@ -91,7 +74,7 @@ class APITokens:
         # The OAuth2 endpoints check their own consent form and client credentials.
         oauth2_blueprint = app.blueprints.get("apitokens_oauth2")
         self._exempt_from_csrf(app, api_blueprint, *([oauth2_blueprint] if oauth2_blueprint else []))
-        app.register_error_handler(errors.APITokensError, errors.handle)
+        app.register_error_handler(errors.APITokensError, error_response)
         json_routing_errors(app, loaded["URL_PREFIX"])
         app.cli.add_command(apitokens_cli)
         self._hook_login_manager(app)
@@ -162,7 +145,7 @@ class APITokens:
     @staticmethod
     def state(app: Flask | None = None) -> State:
         """The extension's state for ``app`` (default: the current application)."""
-        return (app or current_app).extensions["apitokens"]  # type: ignore[no-any-return]
+        return state_of(app)
 
     def revoke_all(self, user: Any, *, reason: str = "revoked") -> list[str]:
         """Revoke every credential ``user`` holds (tokens, user-tokens, OAuth2

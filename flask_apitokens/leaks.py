@@ -119,5 +119,5 @@ def revoke_all(state: Any, user_id: Any, *, reason: str) -> list[str]:
     from .oauth2.grants_store import forget_user
 
     revoked = state.service.revoke_all(user_id, kinds=(*PERSONAL_KINDS, REFRESH), reason=reason)
-    forget_user(user_id, state=state)
+    forget_user(user_id)
     return revoked  # type: ignore[no-any-return]

@@ -1,5 +1,5 @@
-"""The OpenAPI 3.1 document of the extension's JSON routes, served at
-``<prefix>/openapi.json``.
+"""How the extension's routes describe themselves for the OpenAPI 3.1 document
+(built and served by :mod:`flask_apitokens.openapi_document`).
 
 Each module that owns routes describes them next to their code, in a module
 dict ``OPENAPI`` (path relative to the API prefix -> OpenAPI path item), built
@@ -12,27 +12,18 @@ with the helpers below::
         errors=(400, 401, 413, 415, 429, 503),
     )}}
 
-:func:`build` collects the ``OPENAPI`` (and tag descriptions, ``OPENAPI_TAGS``) of
-:mod:`flask_apitokens.views.api` and of every module in its ``METHODS``, plus :data:`OTHER_MODULES` (whose
-``OPENAPI_PREFIX``, ``""`` for absolute paths, replaces the API prefix), and keeps
-only the operations the application really serves (a route switched off is
-not in the document).
+A module may also describe its tags (``OPENAPI_TAGS``) and give an
+``OPENAPI_PREFIX`` (``""`` for absolute paths) that replaces the API prefix.
+This module holds no route and imports none: the modules that describe routes
+import it.
 """
 
 from __future__ import annotations
 
-import importlib
 import re
-import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from flask import Response, current_app, jsonify
-
-if TYPE_CHECKING:
-    from flask import Flask
-
-#: Modules outside ``METHODS`` that describe routes (dotted names), e.g. the OAuth2 server's views.
-OTHER_MODULES: tuple[str, ...] = ("flask_apitokens.oauth2.views", "flask_apitokens.views.leaks")
+from .web import MAX_LOGIN_LENGTH, MAX_PASSWORD_LENGTH
 
 TEXT: dict[str, Any] = {"type": "string"}
 ISO_TIME: dict[str, Any] = {"type": ["string", "null"], "description": "ISO 8601 UTC, e.g. 2027-02-20T12:00:00.000Z"}
@@ -41,7 +32,7 @@ _NO_NUL = "^[^\\u0000]*$"
 
 
 def text(max_length: int, *, min_length: int = 0) -> dict[str, Any]:
-    """A text field as ``views.common.text_field`` takes it (no NUL; empty means absent)."""
+    """A text field as ``web.text_field`` takes it (no NUL; empty means absent)."""
     return {"type": "string", "minLength": min_length, "maxLength": max_length, "pattern": _NO_NUL}
 
 #: What every error status means, for the shared responses.
@@ -129,8 +120,6 @@ def credential_body(properties: dict[str, Any], *, required: list[str], form: bo
 def password_login_body(login: str, *, form: bool = True) -> dict[str, Any]:
     """The body of a route that takes an account name (``login``) and a password,
     plus the optional issuing fields."""
-    from .views.common import MAX_LOGIN_LENGTH, MAX_PASSWORD_LENGTH
-
     return credential_body({login: text(MAX_LOGIN_LENGTH, min_length=1),
                             "password": text(MAX_PASSWORD_LENGTH, min_length=1),
                             **ISSUE_FIELDS}, required=[login, "password"], form=form)
@@ -191,86 +180,8 @@ def operation(summary: str, *, tag: str, responses: dict[int, Any], errors: tupl
     return op
 
 
-def _error_responses() -> dict[str, Any]:
+def error_responses() -> dict[str, Any]:
     responses = {f"E{code}": json_response(text, ref("Error")) for code, text in ERROR_TEXT.items()}
     responses["E401"]["headers"] = {"WWW-Authenticate": {"schema": TEXT}}
     responses["E429"]["headers"] = {"Retry-After": {"schema": TEXT, "description": "Seconds to wait."}}
     return responses
-
-
-_RULE_ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
-
-
-def openapi_path(rule: str) -> str:
-    """``/api/tokens/<token_id>`` -> ``/api/tokens/{token_id}``."""
-    return _RULE_ARGUMENT.sub(r"{\1}", rule)
-
-
-def served_operations(app: Flask) -> set[tuple[str, str]]:
-    """(OpenAPI path, lower-case method) of every rule the application serves."""
-    served = set()
-    for rule in app.url_map.iter_rules():
-        for method in rule.methods or ():
-            if method not in ("HEAD", "OPTIONS"):
-                served.add((openapi_path(rule.rule), method.lower()))
-    return served
-
-
-def _modules() -> list[Any]:
-    from .views import api
-
-    modules = [sys.modules[__name__], api]
-    modules += [importlib.import_module(f"flask_apitokens.methods.{name}") for name in api.METHODS]
-    modules += [importlib.import_module(name) for name in OTHER_MODULES]
-    return modules
-
-
-def build(app: Flask) -> dict[str, Any]:
-    """The document for ``app``: only the operations it serves."""
-    settings = app.extensions["apitokens"].settings
-    served = served_operations(app)
-    paths: dict[str, Any] = {}
-    tags: list[dict[str, Any]] = []
-    used_tags: set[str] = set()
-    for module in _modules():
-        prefix = getattr(module, "OPENAPI_PREFIX", settings["URL_PREFIX"])
-        # A module may describe its tags (``OPENAPI_TAGS``); only tags in use are kept.
-        tags += getattr(module, "OPENAPI_TAGS", [])
-        for path, item in getattr(module, "OPENAPI", {}).items():
-            full = prefix + path
-            for method, op in item.items():
-                if (full, method) in served:
-                    paths.setdefault(full, {})[method] = op
-                    used_tags.update(op.get("tags", ()))
-    document: dict[str, Any] = {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "flask-apitokens",
-            "version": "1",
-            "description": "API access tokens: issuing, checking, listing, rotating and revoking them.",
-        },
-        "paths": dict(sorted(paths.items())),
-        "components": {
-            "schemas": {**SCHEMAS, "Scopes": scopes_schema(list(settings.scopes)),
-                        "FormScopes": scopes_schema(list(settings.scopes), nullable=False)},
-            "responses": _error_responses(),
-            "securitySchemes": SECURITY_SCHEMES,
-        },
-    }
-    if described := [tag for tag in tags if tag["name"] in used_tags]:
-        document["tags"] = described
-    return document
-
-
-def serve() -> Response:
-    """``GET <prefix>/openapi.json``."""
-    return jsonify(build(current_app._get_current_object()))  # type: ignore[attr-defined]
-
-
-#: This module's own route, collected like any other.
-OPENAPI: dict[str, Any] = {
-    "/openapi.json": {"get": operation(
-        "This document", tag="meta", security=NO_CREDENTIAL,
-        responses={200: json_response("The OpenAPI 3.1 document", {"type": "object", "required": ["openapi"]})},
-    )},
-}

@@ -14,14 +14,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from flask import current_app, has_app_context
 
 from . import signals
 from .models import utcnow
 from .service import OAUTH2, REFRESH, TOKEN, USER_TOKEN
+from .state import state_if_set_up
 
 if TYPE_CHECKING:
-    from .extension import State
+    from .state import State
 
 REASON = "password_changed"
 _PENDING = "apitokens.password-revoked"
@@ -59,12 +59,10 @@ def _forget(session: Any) -> None:
 
 
 def _state() -> State | None:
-    if not has_app_context():
-        return None
-    state = current_app.extensions.get("apitokens")
+    state = state_if_set_up()
     if state is None or not state.settings["REVOKE_ON_PASSWORD_CHANGE"]:
         return None
-    return state  # type: ignore[no-any-return]
+    return state
 
 
 def _after_flush(session: Any, flush_context: Any) -> None:
@@ -105,11 +103,12 @@ def _after_commit(session: Any) -> None:
 
 def _after_transaction_end(session: Any, transaction: Any) -> None:
     revoked = session.info.pop(_COMMITTED, None) if transaction.parent is None else None
-    if not revoked or not has_app_context() or "apitokens" not in current_app.extensions:
+    state = state_if_set_up() if revoked else None
+    if not revoked or state is None:
         return
     by_user: dict[Any, list[str]] = {}
     for token_id, user_id in revoked:
         by_user.setdefault(user_id, []).append(token_id)
-    app = current_app.extensions["apitokens"].app
+    app = state.app
     for user_id, token_ids in by_user.items():
         signals.token_revoked.send(app, token_ids=token_ids, user_id=user_id, reason=REASON)

@@ -39,9 +39,10 @@ from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import HTTPException
 
 from . import errors
+from .web import error_response, read_body
 
 if TYPE_CHECKING:
-    from .extension import State
+    from .state import State
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -93,8 +94,6 @@ def _account_name(source: str) -> str | None:
             return None  # a header werkzeug cannot decode: the view answers it
         value = authorization.username if authorization is not None and authorization.type == "basic" else None
     else:
-        from .views.common import read_body
-
         try:
             value = read_body().get(source)
         except errors.APITokensError:
@@ -112,7 +111,7 @@ def _account_of(name: str, *, by_email: bool) -> str | None:
     no account has (its bucket is then the name itself)."""
     import sqlalchemy as sa
 
-    from .credentials import state
+    from .state import state
 
     try:
         name.encode("utf-8")  # a lone surrogate ("\udcff") cannot even be sent to the database
@@ -157,8 +156,8 @@ def _fail_closed(limited: Callable[..., Any], add_headers: Callable[[Response], 
         except Exception as exc:
             logging.getLogger("flask_apitokens").warning(
                 "flask-apitokens: rate-limit storage error: %s", type(exc).__name__)
-            return errors.ServiceUnavailable("The rate-limit store is unavailable; try again shortly.",
-                                             code="rate_limit_unavailable").response()
+            return error_response(errors.ServiceUnavailable("The rate-limit store is unavailable; try again shortly.",
+                                                            code="rate_limit_unavailable"))
 
     @functools.wraps(limited)
     def checked(*args: Any, **kwargs: Any) -> Any:
@@ -221,7 +220,7 @@ def _refunder(limiter: Limiter) -> Callable[[Response], None]:
 
 
 def _breach_response(limit: Any) -> Response:
-    response = RateLimited().response()
+    response = error_response(RateLimited())
     response.apitokens_rate_limited = True  # type: ignore[attr-defined]  # tells our 429 from the host's
     return response
 

@@ -19,6 +19,7 @@ from flask import Flask, jsonify
 
 from flask_apitokens import errors, signals
 from flask_apitokens.models import utcnow
+from flask_apitokens.web import error_response
 from tests import hostapp
 from tests.conftest import auth, database_urls, resolve_database_url
 
@@ -291,7 +292,7 @@ def test_error_response_from_the_body_cache_is_jsonify_s(app: Flask, error: erro
     with app.test_request_context("/reports"):
         expected = jsonify(error=error.code, message=error.message)
         for _ in range(2):  # made, then from the cache
-            got = error.response()
+            got = error_response(error)
             assert got.status_code == error.status
             assert got.get_data() == expected.get_data()
             assert got.mimetype == expected.mimetype

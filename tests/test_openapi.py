@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 
 from flask_apitokens.oauth2 import clients
-from flask_apitokens.openapi import openapi_path
+from flask_apitokens.openapi_document import openapi_path
 from tests import hostapp
 from tests.conftest import auth, need_module
 from tests.oauth2_server import REDIRECT_URI, consent_form

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 from flask import Blueprint, Response
 
 from .. import openapi as oa
-from ..credentials import state
 from ..ratelimit import rate_limited
-from ..views.common import MAX_LOGIN_LENGTH, MAX_PASSWORD_LENGTH, issue_options, read_body, text_field, token_response
+from ..state import state
+from ..web import MAX_LOGIN_LENGTH, MAX_PASSWORD_LENGTH, issue_options, read_body, text_field, token_response
 from .userpass import check_password_login
 
 if TYPE_CHECKING:
-    from ..extension import State
+    from ..state import State
 
 
 @rate_limited(account="email")
@@ -32,8 +32,7 @@ def exchange_password() -> Response:
 
 
 def register(blueprint: Blueprint, state: State) -> None:
-    if state.settings["PASSWORD_EXCHANGE"]:
-        blueprint.add_url_rule("/api_tokens", "password_exchange", exchange_password, methods=["POST"])
+    blueprint.add_url_rule("/api_tokens", "password_exchange", exchange_password, methods=["POST"])
 
 
 #: The route, for the OpenAPI document (see :mod:`flask_apitokens.openapi`).

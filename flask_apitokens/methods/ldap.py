@@ -28,9 +28,9 @@ from flask import Blueprint, Flask, Response, current_app
 from .. import errors
 from .. import openapi as oa
 from ..config import BUILTIN_SCOPES
-from ..credentials import state
 from ..ratelimit import rate_limited
-from ..views.common import (
+from ..state import state
+from ..web import (
     MAX_LOGIN_LENGTH,
     MAX_PASSWORD_LENGTH,
     issue_options,
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     # flask-ldap3-login and ldap3 are the optional "ldap" extra: imported only when LDAP is configured.
     from flask_ldap3_login import AuthenticationResponse, LDAP3LoginManager
 
-    from ..extension import State
+    from ..state import State
 
 log = logging.getLogger(__name__)
 

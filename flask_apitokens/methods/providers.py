@@ -20,13 +20,13 @@ from flask import Blueprint, Response
 
 from .. import errors
 from .. import openapi as oa
-from ..credentials import state
 from ..providers import RESERVED_NAMES, ProviderAccount, ProviderConfig, ProviderRegistry, load_providers
 from ..ratelimit import rate_limited
-from ..views.common import MAX_LOGIN_LENGTH, issue_options, read_body, refused, text_field, token_response
+from ..state import state
+from ..web import MAX_LOGIN_LENGTH, issue_options, read_body, refused, text_field, token_response
 
 if TYPE_CHECKING:
-    from ..extension import State
+    from ..state import State
 
 log = logging.getLogger("flask_apitokens.providers")
 

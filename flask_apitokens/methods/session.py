@@ -9,12 +9,13 @@ from flask import Blueprint, Response
 
 from .. import errors
 from .. import openapi as oa
-from ..credentials import authenticate_request, session_user, state
+from ..credentials import authenticate_request, session_user
 from ..ratelimit import rate_limited
-from ..views.common import issue_options, read_body, refuse_cross_site, token_response
+from ..state import state
+from ..web import issue_options, read_body, refuse_cross_site, token_response
 
 if TYPE_CHECKING:
-    from ..extension import State
+    from ..state import State
 
 
 @rate_limited()
@@ -44,8 +45,7 @@ def create_session_token() -> Response:
 
 
 def register(blueprint: Blueprint, state: State) -> None:
-    if state.settings["SESSION_TOKENS"]:
-        blueprint.add_url_rule("/token", "session_token", create_session_token, methods=["POST"])
+    blueprint.add_url_rule("/token", "session_token", create_session_token, methods=["POST"])
 
 
 #: The route, for the OpenAPI document (see :mod:`flask_apitokens.openapi`).

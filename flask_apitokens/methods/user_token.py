@@ -28,16 +28,17 @@ from werkzeug.datastructures import Authorization
 
 from .. import errors
 from .. import openapi as oa
-from ..credentials import MAX_CREDENTIAL_LENGTH, state
+from ..credentials import MAX_CREDENTIAL_LENGTH
 from ..models import utcnow
 from ..ratelimit import BASIC, rate_limited
 from ..service import USER_TOKEN
-from ..views.common import MAX_LOGIN_LENGTH, MAX_PASSWORD_LENGTH, issue_options, no_store, read_body
+from ..state import state
+from ..web import MAX_LOGIN_LENGTH, MAX_PASSWORD_LENGTH, issue_options, no_store, read_body
 from .userpass import check_password_login
 
 if TYPE_CHECKING:
     from ..config import Settings
-    from ..extension import State
+    from ..state import State
 
 ALGORITHM = "HS256"
 #: The info route's time format (Datasentinel's ``expire_time``), in UTC.

@@ -9,9 +9,9 @@ from flask import Blueprint, Response
 
 from .. import errors
 from .. import openapi as oa
-from ..credentials import state
 from ..ratelimit import rate_limited
-from ..views.common import (
+from ..state import state
+from ..web import (
     MAX_LOGIN_LENGTH,
     MAX_PASSWORD_LENGTH,
     issue_options,
@@ -22,7 +22,7 @@ from ..views.common import (
 )
 
 if TYPE_CHECKING:
-    from ..extension import State
+    from ..state import State
 
 
 def check_password_login(login: str, password: str, *, method: str, by_email: bool = False):  # noqa: ANN201
@@ -45,8 +45,7 @@ def authenticate_userpass() -> Response:
 
 
 def register(blueprint: Blueprint, state: State) -> None:
-    if state.settings["USERPASS"]:
-        blueprint.add_url_rule("/authenticate/userpass", "userpass", authenticate_userpass, methods=["POST"])
+    blueprint.add_url_rule("/authenticate/userpass", "userpass", authenticate_userpass, methods=["POST"])
 
 
 #: The route, for the OpenAPI document (see :mod:`flask_apitokens.openapi`).

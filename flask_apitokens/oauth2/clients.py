@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 
 from .. import crypto, errors
-from ..credentials import state as current_state
 from ..service import OAUTH2, REFRESH
+from ..state import state as current_state
 
 
 @dataclass(frozen=True)
@@ -22,8 +22,8 @@ class NewClient:
     client_secret: str | None
 
 
-def oauth2_models(state: Any = None) -> Any:
-    return (state or current_state()).oauth2_models
+def oauth2_models() -> Any:
+    return current_state().oauth2_models
 
 
 def check_redirect_uri(uri: Any) -> str:
@@ -39,10 +39,10 @@ def check_redirect_uri(uri: Any) -> str:
 
 
 def create_client(*, name: str, redirect_uris: list[str], public: bool, scopes: list[str] | tuple[str, ...] = (),
-                  client_id: str | None = None, state: Any = None) -> NewClient:
+                  client_id: str | None = None) -> NewClient:
     """Register a client. A confidential client gets a secret, returned once and
     stored as a keyed digest. Raises BadRequest for bad input."""
-    state = state or current_state()
+    state = current_state()
     if not isinstance(name, str) or not name.strip() or len(name) > 200 or "\x00" in name:
         raise errors.BadRequest("A client needs a name of at most 200 characters.", code="invalid_field")
     if not redirect_uris:
@@ -52,7 +52,7 @@ def create_client(*, name: str, redirect_uris: list[str], public: bool, scopes: 
     client_id = client_id or crypto.random_string(24)
     if not isinstance(client_id, str) or not 0 < len(client_id) <= 64 or not client_id.isascii():
         raise errors.BadRequest("A client id is up to 64 ASCII characters.", code="invalid_field")
-    models = oauth2_models(state)
+    models = oauth2_models()
     exists = errors.BadRequest(f"A client with id {client_id!r} exists already.", code="client_exists")
     if state.db.session.get(models.Client, client_id) is not None:
         raise exists
@@ -74,9 +74,9 @@ def create_client(*, name: str, redirect_uris: list[str], public: bool, scopes: 
     return NewClient(client, secret)
 
 
-def list_clients(state: Any = None) -> list[Any]:
-    state = state or current_state()
-    Client = oauth2_models(state).Client
+def list_clients() -> list[Any]:
+    state = current_state()
+    Client = oauth2_models().Client
     return list(state.db.session.execute(sa.select(Client).order_by(Client.created_at, Client.client_id)).scalars())
 
 
@@ -87,11 +87,11 @@ def could_be_client_id(client_id: Any) -> bool:
             and client_id.isascii() and client_id.isprintable())
 
 
-def get_client(client_id: str, state: Any = None) -> Any | None:
-    state = state or current_state()
+def get_client(client_id: str) -> Any | None:
+    state = current_state()
     if not could_be_client_id(client_id):
         return None
-    return state.db.session.get(oauth2_models(state).Client, client_id)
+    return state.db.session.get(oauth2_models().Client, client_id)
 
 
 def client_json(client: Any) -> dict[str, Any]:
@@ -102,10 +102,9 @@ def client_json(client: Any) -> dict[str, Any]:
             "created_at": iso(client.created_at)}
 
 
-def revoke_client_tokens(client_id: str, *, user_id: Any = None, state: Any = None,
-                         reason: str = "client") -> list[str]:
+def revoke_client_tokens(client_id: str, *, user_id: Any = None, reason: str = "client") -> list[str]:
     """Revoke every live access and refresh token of ``client_id`` (of ``user_id``)."""
-    state = state or current_state()
+    state = current_state()
     T = state.models.Token
     query = sa.select(T.id).where(T.client_id == client_id, T.kind.in_((OAUTH2, REFRESH)), T.revoked_at.is_(None))
     if user_id is not None:
@@ -114,14 +113,14 @@ def revoke_client_tokens(client_id: str, *, user_id: Any = None, state: Any = No
     return state.service.revoke(ids, user_id=user_id, reason=reason)
 
 
-def delete_client(client_id: str, state: Any = None) -> bool:
+def delete_client(client_id: str) -> bool:
     """Delete a client, its codes and grants, after revoking its tokens. False if unknown."""
-    state = state or current_state()
-    client = get_client(client_id, state)
+    state = current_state()
+    client = get_client(client_id)
     if client is None:
         return False
-    revoke_client_tokens(client_id, state=state, reason="client_deleted")
-    models = oauth2_models(state)
+    revoke_client_tokens(client_id, reason="client_deleted")
+    models = oauth2_models()
     session = state.db.session
     session.execute(sa.delete(models.Code).where(models.Code.client_id == client_id))
     session.execute(sa.delete(models.Grant).where(models.Grant.client_id == client_id))

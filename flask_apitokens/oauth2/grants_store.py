@@ -18,9 +18,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..credentials import state as current_state
 from ..models import utcnow
 from ..service import OAUTH2, REFRESH, iso
+from ..state import state as current_state
 from .clients import revoke_client_tokens
 
 
@@ -65,9 +65,9 @@ def approved_scopes(state: Any, user: Any, client_id: str) -> frozenset[str] | N
     return None if scopes is None else frozenset(scopes.split())
 
 
-def list_approved_apps(user: Any, *, state: Any = None) -> list[ApprovedApp]:
+def list_approved_apps(user: Any) -> list[ApprovedApp]:
     """The apps ``user`` approved, most recently approved first."""
-    state = state or current_state()
+    state = current_state()
     models = state.oauth2_models
     T = state.models.Token
     user_id = state.users.user_id(user)
@@ -89,23 +89,23 @@ def list_approved_apps(user: Any, *, state: Any = None) -> list[ApprovedApp]:
                         int(count or 0)) for grant, name, count in rows]
 
 
-def revoke_app(user: Any, client_id: str, *, state: Any = None) -> list[str]:
+def revoke_app(user: Any, client_id: str) -> list[str]:
     """Take back ``user``'s approval of ``client_id``: revoke its tokens for
     this user and forget the approval. Returns the revoked token ids."""
-    state = state or current_state()
+    state = current_state()
     user_id = state.users.user_id(user)
-    revoked = revoke_client_tokens(client_id, user_id=user_id, state=state, reason="app_revoked")
+    revoked = revoke_client_tokens(client_id, user_id=user_id, reason="app_revoked")
     Grant = state.oauth2_models.Grant
     state.db.session.execute(sa.delete(Grant).where(Grant.user_id == user_id, Grant.client_id == client_id))
     state.service.commit()
     return revoked
 
 
-def forget_user(user_id: Any, *, state: Any = None) -> None:
+def forget_user(user_id: Any) -> None:
     """Forget every app ``user_id`` approved, and spend their authorization
     codes not yet exchanged (marked used, so an app presenting one gets
     ``invalid_grant``). Their tokens are revoked by the caller."""
-    state = state or current_state()
+    state = current_state()
     models = state.oauth2_models
     session = state.db.session
     session.execute(sa.delete(models.Grant).where(models.Grant.user_id == user_id))

@@ -15,8 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin
 
-from ..credentials import state
 from ..models import Models, utcnow
+from ..state import state
 
 #: Authentication methods at the token endpoint, by client type.
 PUBLIC_AUTH_METHODS = ("none",)

@@ -96,7 +96,7 @@ class OAuth2Server(AuthorizationServer):
         raise NotImplementedError
 
     def query_client(self, client_id: Any) -> Any:
-        return clients.get_client(client_id, self.state)
+        return clients.get_client(client_id)
 
     # -- tokens --------------------------------------------------------------------
     def generate_bearer_token(self, grant_type: str, client: Any, user: Any = None, scope: str | None = None,

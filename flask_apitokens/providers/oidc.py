@@ -14,8 +14,8 @@ from authlib.oidc.discovery import OpenIDProviderMetadata
 from .account import ProviderAccount, account_id, bad_answer, emails, other_app, text, token_refused
 
 if TYPE_CHECKING:
-    from . import ProviderConfig
     from .http import ProviderHTTP
+    from .settings import ProviderConfig
 
 #: How long a discovery document is reused, in seconds.
 METADATA_TTL = 3600

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -10,18 +9,17 @@ from flask_login import current_user
 
 from .. import errors, recent_uses
 from .. import openapi as oa
-from ..credentials import get_current_token, state, token_owner
+from ..credentials import get_current_token, token_owner
 from ..decorators import require_credential
 from ..leaks import revoke_all as revoke_everything
+from ..methods import ISSUING_METHODS
 from ..service import PERSONAL_KINDS
+from ..state import state
+from ..web import json_blueprint, refuse_cross_site, token_response
 from . import leaks
-from .common import json_blueprint, refuse_cross_site, token_response
 
 if TYPE_CHECKING:
-    from ..extension import State
-
-#: Modules under ``flask_apitokens.methods`` whose routes live on this blueprint.
-METHODS = ("session", "userpass", "exchange", "ldap", "user_token", "providers")
+    from ..state import State
 
 _TOKENS_SCOPE = frozenset(("tokens",))
 
@@ -85,10 +83,10 @@ def rotate_token(token_id: str) -> Response:
 
 def create_blueprint(state: State) -> Blueprint:
     blueprint = json_blueprint("apitokens_api", __name__)
-    for name in METHODS:
-        importlib.import_module(f"..methods.{name}", __package__).register(blueprint, state)
+    for method in ISSUING_METHODS:
+        if method.enabled(state):
+            method.register(blueprint, state)
     leaks.register(blueprint, state)
-    blueprint.add_url_rule("/openapi.json", "openapi", oa.serve)
     blueprint.add_url_rule("/me", "me", me)
     blueprint.add_url_rule("/tokens", "list_tokens", list_tokens)
     blueprint.add_url_rule("/tokens", "revoke_all_tokens", revoke_all_tokens, methods=["DELETE"])

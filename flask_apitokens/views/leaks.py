@@ -16,12 +16,12 @@ from flask import Blueprint, Response, jsonify, request
 
 from .. import errors, leaks, secret_scanning
 from .. import openapi as oa
-from ..credentials import state
 from ..ratelimit import rate_limited
-from .common import read_body
+from ..state import state
+from ..web import read_body
 
 if TYPE_CHECKING:
-    from ..extension import State
+    from ..state import State
 
 #: The one answer of the report route.
 ACCEPTED = {"status": "accepted",

@@ -22,9 +22,10 @@ from werkzeug.exceptions import HTTPException
 
 from .. import dberrors, errors, recent_uses
 from ..config import DAY
-from ..credentials import read_authorization, session_user, state
+from ..credentials import read_authorization, session_user
 from ..models import utcnow
 from ..service import KEY, PERSONAL_KINDS, TokenInfo
+from ..state import state
 from .ui_forms import (
     ClientForm,
     ConfirmForm,
@@ -37,7 +38,7 @@ from .ui_forms import (
 )
 
 if TYPE_CHECKING:
-    from ..extension import State
+    from ..state import State
 
 #: script only from the page's own static folder (the copy button); no inline code anywhere.
 CONTENT_SECURITY_POLICY = (

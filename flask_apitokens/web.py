@@ -1,25 +1,52 @@
-"""What every JSON blueprint of the extension shares: reading bodies within
-limits, and turning every error into ``{"error", "message"}`` JSON."""
+"""The Flask edge every route of the extension shares: reading bodies within
+limits, the fields every issuing route takes, token responses, and turning
+every error into ``{"error", "message"}`` JSON.
+
+It sits below the issuing methods, the views, the OAuth2 server, the OpenAPI
+document and the rate limits, and above the core (which raises
+:mod:`~flask_apitokens.errors` as data and knows no Flask)."""
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import sqlalchemy as sa
-from flask import Blueprint, Flask, Response, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from .. import dberrors, errors
-from ..credentials import state
-from ..users import is_utf8
+from . import dberrors, errors, signals
+from .service import DEFAULT, iso
+from .state import state
+from .users import is_utf8
 
 #: Names of the blueprints made by :func:`json_blueprint`.
 JSON_BLUEPRINTS: set[str] = set()
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 _STREAMED_BODY = "apitokens.streamed_body"
+
+
+def error_response(error: errors.APITokensError) -> Response:
+    """``{"error": code, "message": sentence}`` with the error's status and
+    headers (``WWW-Authenticate`` on every 401)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    provider = app.json
+    response = app.response_class(_error_body(provider, app.debug, error.code, error.message),
+                                  status=error.status, mimetype=provider.mimetype)
+    response.headers.update(error.response_headers())
+    return response
+
+
+@functools.lru_cache(maxsize=512)
+def _error_body(provider: Any, debug: bool, code: str, message: str) -> bytes:
+    """``jsonify(error=code, message=message)``'s body, made once: a refused
+    token must not cost more than an accepted one, and serializing these two
+    fields on every refusal cost more than the view's own response (bench/).
+    Bounded, since some messages quote what the client sent."""
+    return provider.response(error=code, message=message).get_data()  # type: ignore[no-any-return]
 
 
 def read_body(*, form: bool = True) -> dict[str, Any]:
@@ -74,8 +101,6 @@ MAX_LOGIN_LENGTH, MAX_PASSWORD_LENGTH = 320, 1024
 
 def refused(method: str, login: str | None, error: errors.APITokensError) -> errors.APITokensError:
     """``error``, after telling ``authentication_failed`` receivers (its code is the reason)."""
-    from .. import signals
-
     signals.authentication_failed.send(state().app, method=method, reason=error.code, login=login)
     return error
 
@@ -114,8 +139,6 @@ def scopes_field(body: dict[str, Any]) -> list[str]:
 
 def expires_in_field(body: dict[str, Any]) -> Any:
     """``expires_in`` as whole seconds; absent means the method's default."""
-    from ..service import DEFAULT
-
     value = body.get("expires_in")
     if value is None or value == "":
         return DEFAULT
@@ -172,7 +195,7 @@ def _database_error(error: sa.exc.SQLAlchemyError) -> Response:
     if not dberrors.is_unavailable(error):
         raise error  # bad SQL is a bug: a 500, not "try again"
     state().db.session.rollback()
-    return dberrors.unavailable(error, f"{request.method} {request.path}").response()
+    return error_response(dberrors.unavailable(error, f"{request.method} {request.path}"))
 
 
 def _limit_body() -> None:
@@ -186,7 +209,7 @@ def json_blueprint(name: str, import_name: str, **options: Any) -> Blueprint:
     blueprint = Blueprint(name, import_name, **options)
     JSON_BLUEPRINTS.add(name)
     blueprint.before_request(_limit_body)
-    blueprint.register_error_handler(errors.APITokensError, errors.handle)
+    blueprint.register_error_handler(errors.APITokensError, error_response)
     blueprint.register_error_handler(HTTPException, http_error)
     blueprint.register_error_handler(sa.exc.OperationalError, _database_error)
     blueprint.register_error_handler(sa.exc.InterfaceError, _database_error)
@@ -196,8 +219,6 @@ def json_blueprint(name: str, import_name: str, **options: Any) -> Blueprint:
 
 def token_response(issued: Any, status: int = 200, **extra: Any) -> Response:
     """``{"token", "expiresOn"}`` (plus ``extra``), never cached."""
-    from ..service import iso
-
     response = jsonify(token=issued.token, expiresOn=iso(issued.info.expires_at), **extra)
     response.status_code = status
     return no_store(response)
