@@ -4,8 +4,9 @@ the owner's email addresses are verified.
 ``APITOKENS_OAUTH_PROVIDERS`` names them; :func:`load_providers` (in
 :mod:`.settings`) validates that dict once into :class:`ProviderConfig`
 objects, and :class:`ProviderRegistry` asks the right kind module
-(:mod:`.github`, :mod:`.gitlab`, :mod:`.oidc`) about a token. Every call goes through :mod:`.http`, which bounds time and size and
-turns the provider's failures into 401/502/504 errors.
+(:mod:`.github`, :mod:`.gitlab`, :mod:`.oidc`) about a token. Every call
+goes through :mod:`.http`, which bounds time and size and turns the
+provider's failures into 401/502/504 errors.
 """
 
 from __future__ import annotations
