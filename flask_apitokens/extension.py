@@ -91,9 +91,15 @@ class APITokens:
 
     @staticmethod
     def _register_ui(app: Flask, state: State) -> None:
-        from .views import ui
+        from .views import page, ui
 
-        app.register_blueprint(ui.create_blueprint(state), url_prefix=state.settings["UI_URL_PREFIX"])
+        blueprint = page.create_blueprint()
+        ui.register(blueprint)
+        if state.settings["OAUTH2_SERVER"]:
+            from .oauth2 import admin
+
+            admin.register(blueprint)
+        app.register_blueprint(blueprint, url_prefix=state.settings["UI_URL_PREFIX"])
 
     @staticmethod
     def _exempt_from_csrf(app: Flask, *blueprints: Any) -> None:
