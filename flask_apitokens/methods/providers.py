@@ -6,7 +6,7 @@ The provider is asked who owns the access token; ``email`` must be one of that
 account's verified addresses. The local user is the one linked to that
 provider account (``apitokens_identity``), else, when
 ``APITOKENS_PROVIDER_LINK_BY_EMAIL`` allows, the one with that email, else a
-new one.
+new one (see :mod:`flask_apitokens.identities`).
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
 from flask import Blueprint, Response
 
 from .. import errors
 from .. import openapi as oa
+from ..identities import AccountTaken, IdentityLinks, OutsideIdentity
 from ..providers import RESERVED_NAMES, ProviderAccount, ProviderConfig, ProviderRegistry, load_providers
 from ..ratelimit import rate_limited
 from ..state import state
@@ -34,7 +34,6 @@ log = logging.getLogger("flask_apitokens.providers")
 # anything else could not travel in an Authorization header anyway.
 _ACCESS_TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
-_USERNAME_TRIES = 20
 
 
 # -- the request ------------------------------------------------------------------------------
@@ -73,59 +72,35 @@ def _conflict(provider: str) -> errors.AccountConflict:
     )
 
 
-def _free_username(wanted: str, provider: str) -> str:
-    """``wanted``, or ``wanted-<provider>``, ``wanted-<provider>-2``, ... when taken."""
-    users = state().users
-    base = wanted[:64] or provider
-    candidates = [base, f"{base}-{provider}"] + [f"{base}-{provider}-{n}" for n in range(2, _USERNAME_TRIES)]
-    for candidate in candidates:
-        if users.find_by_login(candidate) is None:
-            return candidate
-    raise errors.AccountConflict("No free user name could be found for this account.")
-
-
-def _linked_user(provider: str, subject: str) -> tuple[Any, Any]:
-    st = state()
-    Identity = st.models.Identity
-    link = st.db.session.execute(
-        sa.select(Identity).where(Identity.provider == provider, Identity.subject == subject)
-    ).scalar_one_or_none()
-    return link, (st.users.get(link.user_id) if link is not None else None)
-
-
 def find_or_create_user(provider: str, account: ProviderAccount, email: str) -> Any:
     """The local user for ``account`` at ``provider``; ``email`` is one of its verified
     addresses. Links (and, if need be, creates) the user on first sight; flushes, does
     not commit."""
     st = state()
-    users, session, Identity = st.users, st.db.session, st.models.Identity
-    link, user = _linked_user(provider, account.subject)
+    users = st.users
+    links = IdentityLinks(st.db.session, st.models.Identity, users)
+    identity = OutsideIdentity(provider, account.subject, email)
+    link = links.find(identity)
     if link is not None:
-        if user is None:
+        if link.user is None:
             raise errors.InvalidCredentials("The local account linked to this provider account is gone.")
-        link.email = email
+        link.row.email = email
+        return link.user
+
+    def make_user() -> Any:
+        user = users.find_by_email(email)
+        if user is None:
+            return users.create_user(username=links.free_username(account.username, provider), email=email,
+                                     display_name=account.display_name)
+        if not st.settings["PROVIDER_LINK_BY_EMAIL"]:
+            # Never hand an existing account to whoever controls a provider account with its address.
+            raise AccountTaken()
         return user
 
-    user = users.find_by_email(email)
-    if user is not None and not st.settings["PROVIDER_LINK_BY_EMAIL"]:
-        link, linked = _linked_user(provider, account.subject)
-        if linked is not None:  # a concurrent first exchange of this account just made it
-            return linked
-        # Never hand an existing account to whoever controls a provider account with its address.
+    link = links.link_first(identity, make_user)
+    if link is None or link.user is None:
         raise _conflict(provider)
-    try:
-        if user is None:
-            user = users.create_user(username=_free_username(account.username, provider), email=email,
-                                     display_name=account.display_name)
-        session.add(Identity(user_id=users.user_id(user), provider=provider, subject=account.subject, email=email))
-        session.flush()
-    except sa.exc.IntegrityError:
-        # A concurrent first exchange for the same account (or the same name) won the race.
-        session.rollback()
-        link, user = _linked_user(provider, account.subject)
-        if user is None:
-            raise _conflict(provider) from None
-    return user
+    return link.user
 
 
 # -- the route ---------------------------------------------------------------------------------
