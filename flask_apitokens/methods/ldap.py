@@ -171,9 +171,8 @@ def check_group_settings(state: State) -> None:
 
 
 def register(blueprint: Blueprint, state: State) -> None:
+    """Routed when the host configures flask-ldap3-login's ``LDAP_HOST`` (see ISSUING_METHODS)."""
     app = state.app
-    if not app.config.get("LDAP_HOST"):
-        return
     check_group_settings(state)
     settings = state.settings
     setup_manager(app, timeout=float(settings["LDAP_TIMEOUT"]),

@@ -144,8 +144,8 @@ def _view(registry: ProviderRegistry):  # noqa: ANN202
 
 
 def register(blueprint: Blueprint, state: State) -> None:
-    if not state.settings["OAUTH_PROVIDERS"]:
-        return  # nothing to exchange with: no route (an unknown path under the prefix is a JSON 404)
+    """Routed when APITOKENS_OAUTH_PROVIDERS names one (see ISSUING_METHODS); without
+    one, no route: an unknown path under the prefix is a JSON 404."""
     registry = ProviderRegistry(load_providers(state.settings["OAUTH_PROVIDERS"]),
                                 timeout=state.settings["PROVIDER_TIMEOUT"])
     # Routed for every name, so an unknown provider gets a JSON 404 that says so.
