@@ -19,18 +19,16 @@ from flask import current_app, g, has_request_context, request
 from flask_login import AnonymousUserMixin, current_user, logout_user, user_loaded_from_request
 from werkzeug.local import LocalProxy
 
-from . import signals
 from .config import LOGIN_SCOPE
 from .errors import AccountDisabled, APITokensError, ForeignCredential, Unauthorized
 from .state import state
+from .tokeninfo import MAX_CREDENTIAL_LENGTH
 
 if TYPE_CHECKING:
     from .service import TokenInfo
 
 #: Scheme names (lower case) the extension owns.
 SCHEMES = frozenset(("token", "key", "bearer"))
-#: Longer credentials are refused without further work.
-MAX_CREDENTIAL_LENGTH = 4096
 
 _NO_CREDENTIAL = object()
 # The checked credential lives with the request (not in ``g``, which an app
@@ -95,7 +93,7 @@ def _foreign_refused(environ: dict[str, Any]) -> None:
     of the extension's views refuses a credential that is not in its format."""
     if not environ.get(_FOREIGN_SIGNALLED):
         environ[_FOREIGN_SIGNALLED] = True
-        signals.authentication_failed.send(state().app, method="token", reason="malformed", login=None)
+        state().service.report_refused("malformed")
 
 
 def get_current_token() -> TokenInfo | None:

@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .models import Models
+from .tokeninfo import iso
 
 RECENT_USES = 5
 #: Longer user agents are cut (the column's width).
@@ -101,7 +102,5 @@ def delete_gone(session: Any, models: Models, token_ids: list[str]) -> None:
 
 def to_json(uses: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``recentUses`` of ``GET /api/tokens``."""
-    from .service import iso
-
     return [{"ip": use["ip"], "userAgent": use["user_agent"], "lastUsedOn": iso(use["last_used_at"])}
             for use in uses]

@@ -5,116 +5,37 @@
   ``exp``, ``user``, ``email``, ``database`` (the organization) and ``jti``.
 - ``GET /api/user-token?token=<JWT>`` with the same credentials describes one's
   own token: ``{"email", "expire_time", "organization_name", "user"}``.
-- The JWT is also a bearer credential (``Authorization: Bearer <JWT>``).
+- The JWT is also a bearer credential (``Authorization: Bearer <JWT>``): the
+  token service checks it itself.
 
-The JWT is signed with joserfc (``authlib.jose`` is deprecated). Its ``jti`` is
-the public id of a ``user-token`` record in the token table, so the token is
-listed, revoked and refused once expired like every other credential: the
-signature proves the JWT is ours, the record says whether it is still good.
+The JWT's claims, signing and checking are :mod:`flask_apitokens.usertoken`'s;
+this module only reads requests and answers them.
 """
 
 from __future__ import annotations
 
 import binascii
 import datetime as dt
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, jsonify, request
-from joserfc import jwt
-from joserfc.errors import InvalidClaimError, JoseError
-from joserfc.jwk import OctKey
 from werkzeug.datastructures import Authorization
 
 from .. import errors
 from .. import openapi as oa
-from ..credentials import MAX_CREDENTIAL_LENGTH
 from ..models import utcnow
 from ..ratelimit import BASIC, rate_limited
-from ..service import USER_TOKEN
 from ..state import state
+from ..tokeninfo import MAX_CREDENTIAL_LENGTH, USER_TOKEN
+from ..usertoken import UserTokenCodec, claims_for
 from ..web import MAX_LOGIN_LENGTH, MAX_PASSWORD_LENGTH, issue_options, no_store, read_body
 from .userpass import check_password_login
 
 if TYPE_CHECKING:
-    from ..config import Settings
     from ..state import State
 
-ALGORITHM = "HS256"
 #: The info route's time format (Datasentinel's ``expire_time``), in UTC.
 EXPIRE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-#: Seconds of clock difference allowed between the processes that sign and verify.
-LEEWAY = 30
-#: 9999-12-31 23:59:59 UTC: a later ``exp`` is not a date.
-MAX_TIMESTAMP = 253402300799
-
-
-class UserTokenClaims(jwt.JWTClaimsRegistry):
-    """The claims every JWT of ours carries (``exp`` too, unless user-tokens
-    never expire). ``exp`` must be whole seconds; whether it has passed is only
-    checked with ``check_expiry`` (the info route says "expired" itself)."""
-
-    def __init__(self, *, check_expiry: bool = True) -> None:
-        super().__init__(leeway=LEEWAY, iat={"essential": True}, jti={"essential": True},
-                         user={"essential": True})
-        self.check_expiry = check_expiry
-
-    def validate_exp(self, value: object) -> None:
-        # Whole seconds within what a date can hold (we only ever sign those).
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < MAX_TIMESTAMP:
-            raise InvalidClaimError("exp", "Claim 'exp' must be a NumericDate value")
-        if self.check_expiry:
-            super().validate_exp(value)
-
-
-_CHECKED, _UNCHECKED = UserTokenClaims(), UserTokenClaims(check_expiry=False)
-
-
-def _timestamp(moment: dt.datetime) -> int:
-    """Whole seconds since the epoch of a naive UTC time."""
-    return int(moment.replace(tzinfo=dt.timezone.utc).timestamp())
-
-
-class UserTokenCodec:
-    """Signs user-token JWTs with the current key, verifies with it and the fallbacks."""
-
-    def __init__(self, key: bytes, fallbacks: Sequence[bytes] = ()) -> None:
-        self.signing_key = OctKey.import_key(key)
-        self.verifying_keys = [self.signing_key, *(OctKey.import_key(old) for old in fallbacks)]
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> UserTokenCodec:
-        return cls(settings.user_token_key, settings.user_token_key_fallbacks)
-
-    def sign(self, claims: dict[str, Any]) -> str:
-        return jwt.encode({"alg": ALGORITHM, "typ": "JWT"}, claims, self.signing_key, algorithms=[ALGORITHM])
-
-    def verify(self, text: str, *, check_expiry: bool = True) -> dict[str, Any] | None:
-        """The claims of ``text`` if it is an HS256 JWT signed with one of our
-        keys and carrying our claims (and, with ``check_expiry``, not expired);
-        None otherwise. Never raises, whatever the text."""
-        if not isinstance(text, str) or len(text) > MAX_CREDENTIAL_LENGTH or text.count(".") != 2:
-            return None
-        for key in self.verifying_keys:
-            try:
-                token = jwt.decode(text, key, algorithms=[ALGORITHM])
-            except (JoseError, ValueError, TypeError, binascii.Error):
-                continue  # a bad signature under this key: try the next one
-            claims = token.claims
-            if token.header.get("alg") != ALGORITHM:
-                return None
-            try:
-                (_CHECKED if check_expiry else _UNCHECKED).validate(claims)
-            except (JoseError, ValueError, TypeError):
-                return None
-            return claims
-        return None
-
-    def bearer_verifier(self, text: str) -> str | None:
-        """For ``TokenService.bearer_verifiers``: the record's public id of a
-        valid JWT of ours, else None (the service then checks the record)."""
-        claims = self.verify(text)
-        return claims["jti"] if claims is not None else None
 
 
 # -- HTTP Basic ------------------------------------------------------------------
@@ -161,20 +82,8 @@ class UserTokenViews:
         st = state()
         issued = st.service.issue(user, via="user-token", kind=USER_TOKEN,
                                   **issue_options(body, default_name="user-token"))
-        profile = st.users.profile(user)
-        info = issued.info
-        claims: dict[str, Any] = {
-            "iat": _timestamp(info.created_at or utcnow()),
-            "user": profile["username"],
-            "email": profile["email"],
-            "database": profile["organization"],
-            "jti": info.id,
-        }
-        if info.expires_at is not None:
-            claims["exp"] = _timestamp(info.expires_at)
-        if info.scopes:
-            claims["scope"] = " ".join(sorted(info.scopes))
-        response = jsonify({"user-token": self.codec.sign(claims)})
+        signed = self.codec.sign(claims_for(issued.info, st.users.profile(user), utcnow()))
+        response = jsonify({"user-token": signed})
         response.status_code = 201
         return no_store(response)
 
@@ -186,21 +95,21 @@ class UserTokenViews:
         if not text:
             raise errors.BadRequest("The query parameter 'token' (the user-token) is required.",
                                     code="missing_parameter")
-        claims = self.codec.verify(text, check_expiry=False)
-        if claims is None:
+        found = self.codec.verify(text, check_expiry=False)
+        if found is None:
             raise errors.MalformedUserToken()
         st = state()
-        record = st.service.get(claims["jti"], kinds=(USER_TOKEN,))
+        record = st.service.get(found["jti"], kinds=(USER_TOKEN,))
         owner = st.users.user_id(user)
         if record is not None:
             if record.user_id != owner:
                 raise errors.NotYourToken()
-        elif claims.get("user") != st.users.profile(user)["username"]:
+        elif found.get("user") != st.users.profile(user)["username"]:
             raise errors.NotYourToken()
         now = utcnow()
         expires_at = record.expires_at if record is not None else None
-        if "exp" in claims:
-            expires_at = dt.datetime.fromtimestamp(claims["exp"], dt.timezone.utc).replace(tzinfo=None)
+        if "exp" in found:
+            expires_at = dt.datetime.fromtimestamp(found["exp"], dt.timezone.utc).replace(tzinfo=None)
         if record is not None and record.revoked_at is not None:
             raise errors.UserTokenRevoked()
         if expires_at is not None and expires_at <= now:
@@ -208,20 +117,18 @@ class UserTokenViews:
         if record is None:  # signed by us, not expired, but its record is gone: revoked and purged
             raise errors.UserTokenRevoked()
         return jsonify(
-            email=claims.get("email"),
+            email=found.get("email"),
             expire_time=expires_at.strftime(EXPIRE_TIME_FORMAT) if expires_at is not None else None,
-            organization_name=claims.get("database"),
-            user=claims.get("user"),
+            organization_name=found.get("database"),
+            user=found.get("user"),
         )
 
 
 def register(blueprint: Blueprint, state: State) -> None:
-    codec = UserTokenCodec.from_settings(state.settings)
-    # The JWT is a bearer credential wherever the extension's are accepted, switch or not:
-    # switching the route off stops new JWTs, it does not strand the ones already out.
-    state.service.bearer_verifiers.append(codec.bearer_verifier)
+    # The service accepts the JWT as a bearer credential whether or not the
+    # routes are on: switching them off stops new JWTs, it does not strand the ones already out.
     if state.settings["USER_TOKEN"]:
-        views = UserTokenViews(codec)
+        views = UserTokenViews(state.service.user_tokens)
         blueprint.add_url_rule("/user-token", "user_token_create", views.create, methods=["POST"])
         blueprint.add_url_rule("/user-token", "user_token_describe", views.describe, methods=["GET"])
 
