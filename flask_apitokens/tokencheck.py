@@ -230,7 +230,9 @@ class TokenCheck:
                 session.rollback()
                 raise dberrors.unavailable(exc, "a commit") from exc
         if revoked:
-            signals.token_revoked.send(self.app, token_ids=revoked, user_id=user_id, reason="unused")
+            # Receivers that look something up (the OAuth2 family revoker) must not flush the host's work either.
+            with self.db.session.no_autoflush:
+                signals.token_revoked.send(self.app, token_ids=revoked, user_id=user_id, reason="unused")
 
     def _record_use(self, info: TokenInfo, now: dt.datetime, ip: str | None, interval: int,
                     user_agent: str | None = None) -> None:

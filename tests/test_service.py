@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from flask_apitokens import signals
+from flask_apitokens import errors, signals
 from flask_apitokens.models import utcnow
 from tests import hostapp
 from tests.conftest import auth, token_rows
@@ -119,6 +119,28 @@ def test_unused_token_is_revoked_after_n_days(make_app: Callable[..., Flask]) ->
         set_row(app, token, last_used_at=utcnow() - dt.timedelta(days=31))
         assert client.get("/plain", headers=auth(token)).status_code == 401
         assert token_rows(app)[0].revoked_at is not None
+
+
+def test_the_check_neither_flushes_nor_commits_the_hosts_session(make_app: Callable[..., Flask]) -> None:
+    """Revoking a token left unused is written on the check's own connection:
+    what the host's request has pending stays pending, and goes with a rollback."""
+    app = make_app(APITOKENS_REVOKE_UNUSED_AFTER_DAYS=30)
+    revoked: list[dict[str, Any]] = []
+    with app.app_context(), signals.token_revoked.connected_to(lambda sender, **sent: revoked.append(sent), app):
+        owner = hostapp.make_user("carol")
+        owner_id = owner.id
+        issued = service(app).issue(owner, via="cli")
+        set_row(app, issued.token, last_used_at=utcnow() - dt.timedelta(days=31))
+        pending = hostapp.User(username="pending", email="pending@example.com")
+        hostapp.db.session.add(pending)
+        with pytest.raises(errors.InvalidToken):
+            service(app).authenticate(issued.token, scheme="token")
+        assert pending in hostapp.db.session.new  # not flushed
+        hostapp.db.session.rollback()
+        assert hostapp.db.session.execute(sa.select(hostapp.User.username)).scalars().all() == ["carol"]
+        row = token_rows(app)[0]
+        assert row.revoked_at is not None and row.revoked_reason == "unused"
+        assert revoked == [{"token_ids": [issued.info.id], "user_id": owner_id, "reason": "unused"}]
 
 
 def test_last_used_write_is_throttled(make_app: Callable[..., Flask]) -> None:
