@@ -1,16 +1,17 @@
-"""Settings: every ``APITOKENS_*`` key with its default, read and validated once.
+"""Settings: every ``APITOKENS_*`` key with its default and type, read and validated once.
 
-Each key is declared once, in :data:`DEFAULTS`, with a ``#:`` comment; the docs'
-configuration page is built from those comments. Durations are in seconds;
-``None`` for an expiry means "never expires".
+Each key is declared once, in :data:`SETTINGS`: its default, the check of its
+type (which also gives the value as the extension uses it), and a ``#:``
+comment; the docs' configuration page is built from those comments. Durations
+are in seconds; ``None`` for an expiry means "never expires".
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from werkzeug.security import generate_password_hash
@@ -19,126 +20,278 @@ from . import crypto
 
 DAY = 86400
 
-DEFAULTS: dict[str, Any] = {
+#: Shortest key taken, given or used to derive one: a key shorter than this
+#: ("dev", "change me") is guessable, and a guessed pepper or signing key
+#: lets anyone forge user-tokens and test stolen digests offline.
+MIN_KEY_LENGTH = 16
+
+_SCOPE_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+
+
+def _fail(key: str, why: str) -> RuntimeError:
+    return RuntimeError(f"{key}: {why}")
+
+
+# -- the types: each checks a value and returns it as the extension uses it ------
+def unchecked(key: str, value: Any) -> Any:
+    return value  # read by the library it is for (Flask-Limiter's notation, an endpoint name or URL)
+
+
+def switch(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(key, f"expected True or False, got {value!r}")
+    return value
+
+
+def _not_seconds(value: Any) -> bool:
+    return isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+
+
+def seconds(key: str, value: Any) -> int:
+    """A whole number >= 0 (a duration; also a few day counts and a size)."""
+    if _not_seconds(value):
+        raise _fail(key, f"expected a number of seconds >= 0, got {value!r}")
+    return int(value)
+
+
+def seconds_or_none(key: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if _not_seconds(value):
+        raise _fail(key, f"expected a number of seconds >= 0 or None, got {value!r}")
+    return int(value)
+
+
+def timeout(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise _fail(key, f"expected a number of seconds > 0, got {value!r}")
+    return value
+
+
+def count_or_none(key: str, value: Any) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise _fail(key, f"expected a whole number >= 1 or None, got {value!r}")
+    return value
+
+
+def path(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise _fail(key, f"expected a path starting with '/', got {value!r}")
+    return value.rstrip("/")
+
+
+def prefix(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not crypto.PREFIX_PATTERN.fullmatch(value):
+        raise _fail(key, "expected up to 16 letters, digits or '_'")
+    return value
+
+
+def http_url(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith(("https://", "http://")):
+        raise _fail(key, f"expected an http(s) URL, got {value!r}")
+    return value
+
+
+def issuer(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise _fail(key, f"expected an http(s) URL without query or fragment, got {value!r}")
+    return str(value).rstrip("/")
+
+
+def attribute_or_none(key: str, value: Any) -> str | None:
+    if value is not None and not (isinstance(value, str) and value.isidentifier()):
+        raise _fail(key, f"expected an attribute name or None, got {value!r}")
+    return value
+
+
+def hash_method(key: str, value: Any) -> str | None:
+    if value is not None:
+        try:
+            generate_password_hash("check", method=value)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise _fail(key, f"not a werkzeug hash method: {value!r}") from exc
+    return value
+
+
+def a_list(key: str, value: Any) -> Any:
+    if not isinstance(value, (list, tuple)):
+        raise _fail(key, f"expected a list, got {value!r}")
+    return value
+
+
+def a_dict(key: str, value: Any) -> Any:
+    if not isinstance(value, Mapping):
+        raise _fail(key, f"expected a dict, got {value!r}")
+    return value
+
+
+def scopes(key: str, value: Any) -> Any:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(name, str) and _SCOPE_NAME.fullmatch(name) and isinstance(text, str)
+        for name, text in value.items()
+    ):
+        raise _fail(key, "expected a dict of scope name -> description")
+    return value
+
+
+def _key_bytes(value: Any, key: str) -> bytes:
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    if not isinstance(value, bytes) or len(value) < MIN_KEY_LENGTH:
+        raise _fail(key, f"expected a string or bytes of at least {MIN_KEY_LENGTH} characters "
+                         "(e.g. secrets.token_hex(32))")
+    return value
+
+
+def key_or_none(key: str, value: Any) -> Any:
+    """A key (None: derived from ``SECRET_KEY``, see :func:`load_settings`)."""
+    if value is not None:
+        _key_bytes(value, key)
+    return value
+
+
+def keys(key: str, value: Any) -> Any:
+    if not isinstance(value, (list, tuple)):
+        raise _fail(key, "expected a list")
+    for item in value:
+        _key_bytes(item, key)
+    return value
+
+
+class Setting(NamedTuple):
+    """One key: its default, and its type as the check of a value (which
+    returns the value as used, or raises a RuntimeError naming the key)."""
+
+    default: Any
+    check: Callable[[str, Any], Any]
+
+
+SETTINGS: dict[str, Setting] = {
     #: URL prefix of the JSON routes.
-    "APITOKENS_URL_PREFIX": "/api",
+    "APITOKENS_URL_PREFIX": Setting("/api", path),
     #: Prefix of API tokens, so secret scanners recognize them (letters, digits, ``_``; at most 16).
-    "APITOKENS_TOKEN_PREFIX": "apt_",
+    "APITOKENS_TOKEN_PREFIX": Setting("apt_", prefix),
     #: Prefix of administrator-made API keys; must differ from the token prefix.
-    "APITOKENS_KEY_PREFIX": "apk_",
+    "APITOKENS_KEY_PREFIX": Setting("apk_", prefix),
     #: Prefix of OAuth2 access tokens issued by the authorization server.
-    "APITOKENS_OAUTH2_PREFIX": "apo_",
+    "APITOKENS_OAUTH2_PREFIX": Setting("apo_", prefix),
     #: Prefix of OAuth2 refresh tokens (never accepted on protected views).
-    "APITOKENS_OAUTH2_REFRESH_PREFIX": "apr_",
+    "APITOKENS_OAUTH2_REFRESH_PREFIX": Setting("apr_", prefix),
     #: Key of the stored digests. Default: derived from ``SECRET_KEY``.
-    "APITOKENS_PEPPER": None,
+    "APITOKENS_PEPPER": Setting(None, key_or_none),
     #: Earlier peppers, still accepted while old tokens are in use (like ``SECRET_KEY_FALLBACKS``).
-    "APITOKENS_PEPPER_FALLBACKS": [],
+    "APITOKENS_PEPPER_FALLBACKS": Setting([], keys),
     #: Scopes the host application declares: name -> one-line description.
     #: ``tokens`` (manage one's own tokens) and ``login`` (act as the owner on the site's own
     #: pages, through Flask-Login) are always added.
-    "APITOKENS_SCOPES": {},
+    "APITOKENS_SCOPES": Setting({}, scopes),
     #: Default expiry of tokens made from a logged-in session (``POST /api/token``).
-    "APITOKENS_SESSION_EXPIRES_IN": 30 * DAY,
+    "APITOKENS_SESSION_EXPIRES_IN": Setting(30 * DAY, seconds_or_none),
     #: Default expiry of tokens from ``POST /api/authenticate/userpass``.
-    "APITOKENS_USERPASS_EXPIRES_IN": 30 * DAY,
+    "APITOKENS_USERPASS_EXPIRES_IN": Setting(30 * DAY, seconds_or_none),
     #: Default expiry of tokens from ``POST /api/authenticate/ldap``.
-    "APITOKENS_LDAP_EXPIRES_IN": 30 * DAY,
+    "APITOKENS_LDAP_EXPIRES_IN": Setting(30 * DAY, seconds_or_none),
     #: Default expiry of tokens from ``POST /api/authenticate/<provider>``.
-    "APITOKENS_PROVIDER_EXPIRES_IN": 30 * DAY,
+    "APITOKENS_PROVIDER_EXPIRES_IN": Setting(30 * DAY, seconds_or_none),
     #: Default expiry of tokens from the email/password exchange (``POST /api/api_tokens``).
-    "APITOKENS_EXCHANGE_EXPIRES_IN": 30 * DAY,
+    "APITOKENS_EXCHANGE_EXPIRES_IN": Setting(30 * DAY, seconds_or_none),
     #: Default expiry of tokens made with ``flask apitokens create-token`` and on the token page.
-    "APITOKENS_CLI_EXPIRES_IN": 90 * DAY,
+    "APITOKENS_CLI_EXPIRES_IN": Setting(90 * DAY, seconds_or_none),
     #: Lifetime of user-token JWTs (``POST /api/user-token``).
-    "APITOKENS_USER_TOKEN_EXPIRES_IN": DAY,
+    "APITOKENS_USER_TOKEN_EXPIRES_IN": Setting(DAY, seconds_or_none),
     #: Default expiry of API keys; ``None``: keys never expire unless given an expiry.
-    "APITOKENS_KEY_EXPIRES_IN": None,
+    "APITOKENS_KEY_EXPIRES_IN": Setting(None, seconds_or_none),
     #: Longest lifetime any request may give a token (``None``: no cap). API keys are exempt.
-    "APITOKENS_MAX_LIFETIME": 365 * DAY,
+    "APITOKENS_MAX_LIFETIME": Setting(365 * DAY, seconds_or_none),
     #: Revoke a token left unused this many days (``None``: never).
-    "APITOKENS_REVOKE_UNUSED_AFTER_DAYS": None,
+    "APITOKENS_REVOKE_UNUSED_AFTER_DAYS": Setting(None, seconds_or_none),
     #: The ``token_expiring`` signal is sent this many days before a token expires.
-    "APITOKENS_EXPIRY_WARNING_DAYS": 7,
+    "APITOKENS_EXPIRY_WARNING_DAYS": Setting(7, seconds),
     #: Write a token's last-used time and address at most once per this many seconds (0: every request).
-    "APITOKENS_LAST_USED_INTERVAL": 300,
+    "APITOKENS_LAST_USED_INTERVAL": Setting(300, seconds),
     #: After ``POST /api/tokens/<id>/rotate`` the old token keeps working this many seconds.
-    "APITOKENS_ROTATION_GRACE": 600,
+    "APITOKENS_ROTATION_GRACE": Setting(600, seconds),
     #: Switch for ``POST /api/token`` (a token from a logged-in session).
-    "APITOKENS_SESSION_TOKENS": True,
+    "APITOKENS_SESSION_TOKENS": Setting(True, switch),
     #: Switch for ``POST /api/authenticate/userpass``.
-    "APITOKENS_USERPASS": True,
+    "APITOKENS_USERPASS": Setting(True, switch),
     #: Switch for the not-recommended email/password exchange ``POST /api/api_tokens`` (off: opt in).
-    "APITOKENS_PASSWORD_EXCHANGE": False,
+    "APITOKENS_PASSWORD_EXCHANGE": Setting(False, switch),
     #: Switch for user-token JWTs, ``POST/GET /api/user-token`` (off: opt in).
-    "APITOKENS_USER_TOKEN": False,
+    "APITOKENS_USER_TOKEN": Setting(False, switch),
     #: Key that signs user-token JWTs (HS256). Default: derived from ``SECRET_KEY``.
-    "APITOKENS_USER_TOKEN_KEY": None,
+    "APITOKENS_USER_TOKEN_KEY": Setting(None, key_or_none),
     #: Earlier user-token keys, still accepted while a key is rotated.
-    "APITOKENS_USER_TOKEN_KEY_FALLBACKS": [],
+    "APITOKENS_USER_TOKEN_KEY_FALLBACKS": Setting([], keys),
     #: Origins besides the application's own that may call ``POST /api/token`` with a cookie.
-    "APITOKENS_TRUSTED_ORIGINS": [],
+    "APITOKENS_TRUSTED_ORIGINS": Setting([], a_list),
     #: Largest request body the extension's routes read, in bytes.
-    "APITOKENS_MAX_BODY_SIZE": 64 * 1024,
+    "APITOKENS_MAX_BODY_SIZE": Setting(64 * 1024, seconds),
     #: Seconds allowed for connecting to the LDAP directory and for each operation.
-    "APITOKENS_LDAP_TIMEOUT": 5,
+    "APITOKENS_LDAP_TIMEOUT": Setting(5, timeout),
     #: Map of LDAP group DN -> list of scopes granted to its members.
-    "APITOKENS_LDAP_GROUP_SCOPES": {},
+    "APITOKENS_LDAP_GROUP_SCOPES": Setting({}, a_dict),
     #: LDAP group DNs whose members are administrators.
-    "APITOKENS_LDAP_ADMIN_GROUPS": [],
+    "APITOKENS_LDAP_ADMIN_GROUPS": Setting([], a_list),
     #: OAuth providers accepted by ``POST /api/authenticate/<provider>``: name -> settings.
-    "APITOKENS_OAUTH_PROVIDERS": {},
+    "APITOKENS_OAUTH_PROVIDERS": Setting({}, a_dict),
     #: Seconds allowed for each call to a provider's API.
-    "APITOKENS_PROVIDER_TIMEOUT": 5,
+    "APITOKENS_PROVIDER_TIMEOUT": Setting(5, timeout),
     #: Link a provider identity to an existing user with the same verified email.
-    "APITOKENS_PROVIDER_LINK_BY_EMAIL": False,
+    "APITOKENS_PROVIDER_LINK_BY_EMAIL": Setting(False, switch),
     #: Switch for the OAuth2 authorization server (``/oauth/...``) (off: opt in).
-    "APITOKENS_OAUTH2_SERVER": False,
+    "APITOKENS_OAUTH2_SERVER": Setting(False, switch),
     #: Lifetime of OAuth2 access tokens.
-    "APITOKENS_OAUTH2_ACCESS_TOKEN_EXPIRES_IN": 3600,
+    "APITOKENS_OAUTH2_ACCESS_TOKEN_EXPIRES_IN": Setting(3600, seconds_or_none),
     #: Lifetime of OAuth2 refresh tokens.
-    "APITOKENS_OAUTH2_REFRESH_TOKEN_EXPIRES_IN": 30 * DAY,
+    "APITOKENS_OAUTH2_REFRESH_TOKEN_EXPIRES_IN": Setting(30 * DAY, seconds),
     #: Lifetime of OAuth2 authorization codes.
-    "APITOKENS_OAUTH2_CODE_EXPIRES_IN": 60,
+    "APITOKENS_OAUTH2_CODE_EXPIRES_IN": Setting(60, seconds),
     #: The OAuth2 server's issuer (RFC 8414), e.g. ``"https://example.com"``: the
     #: metadata document's ``issuer`` and endpoints, and introspection's ``iss``.
     #: ``None``: taken from the request's ``Host``, which a client chooses; set it
     #: in production, together with Flask's ``TRUSTED_HOSTS``.
-    "APITOKENS_OAUTH2_ISSUER": None,
+    "APITOKENS_OAUTH2_ISSUER": Setting(None, issuer),
     #: Path of the login page the OAuth2 consent and the token page send people to
     #: (an endpoint name or a URL); default: Flask-Login's ``login_view``.
-    "APITOKENS_LOGIN_VIEW": None,
+    "APITOKENS_LOGIN_VIEW": Setting(None, unchecked),
     #: Path of the token page.
-    "APITOKENS_UI_URL_PREFIX": "/tokens",
+    "APITOKENS_UI_URL_PREFIX": Setting("/tokens", path),
     #: Switch for the token page.
-    "APITOKENS_UI": True,
+    "APITOKENS_UI": Setting(True, switch),
     #: Expiry choices offered on the token page, in days.
-    "APITOKENS_UI_EXPIRY_CHOICES": [7, 30, 90, 365],
+    "APITOKENS_UI_EXPIRY_CHOICES": Setting([7, 30, 90, 365], a_list),
     #: werkzeug method of the password hashes the host makes (``generate_password_hash``'s
     #: ``method``). A login for an unknown user is checked against a dummy hash of this
     #: method, so it costs what a known user's costs. ``None``: werkzeug's default.
-    "APITOKENS_PASSWORD_HASH_METHOD": None,
+    "APITOKENS_PASSWORD_HASH_METHOD": Setting(None, hash_method),
     #: Limit per client address on the routes that take a credential (Flask-Limiter notation).
-    "APITOKENS_RATE_LIMIT": "30/minute",
+    "APITOKENS_RATE_LIMIT": Setting("30/minute", unchecked),
     #: Limit per account name on the routes that take a credential.
-    "APITOKENS_ACCOUNT_RATE_LIMIT": "10/minute",
+    "APITOKENS_ACCOUNT_RATE_LIMIT": Setting("10/minute", unchecked),
     #: Most live personal tokens (tokens, user-tokens, OAuth2 access tokens) one person may
     #: have (``None``: no cap). Issuing past it answers ``409 too_many_tokens``; a rotation
     #: (of a token, or of an OAuth2 refresh token) replaces one and is always allowed.
-    "APITOKENS_MAX_TOKENS_PER_USER": None,
+    "APITOKENS_MAX_TOKENS_PER_USER": Setting(None, count_or_none),
     #: Revoke every credential of a person when the password column of the user model
     #: changes (committed with that change). See :doc:`leaks`.
-    "APITOKENS_REVOKE_ON_PASSWORD_CHANGE": False,
+    "APITOKENS_REVOKE_ON_PASSWORD_CHANGE": Setting(False, switch),
     #: The user model's password attribute watched by ``APITOKENS_REVOKE_ON_PASSWORD_CHANGE``
     #: (default: its ``password_hash`` or ``password`` column).
-    "APITOKENS_PASSWORD_ATTRIBUTE": None,
+    "APITOKENS_PASSWORD_ATTRIBUTE": Setting(None, attribute_or_none),
     #: Switch for ``POST /api/secret-scanning``, GitHub's secret scanning partner endpoint (off by default).
-    "APITOKENS_SECRET_SCANNING": False,
+    "APITOKENS_SECRET_SCANNING": Setting(False, switch),
     #: Where GitHub publishes the keys that sign secret scanning alerts.
-    "APITOKENS_SECRET_SCANNING_KEYS_URL": "https://api.github.com/meta/public_keys/secret_scanning",
+    "APITOKENS_SECRET_SCANNING_KEYS_URL": Setting("https://api.github.com/meta/public_keys/secret_scanning", http_url),
     #: Seconds allowed for fetching the secret scanning keys.
-    "APITOKENS_SECRET_SCANNING_TIMEOUT": 5,
+    "APITOKENS_SECRET_SCANNING_TIMEOUT": Setting(5, timeout),
 }
+
+#: Each key's default.
+DEFAULTS: dict[str, Any] = {key: setting.default for key, setting in SETTINGS.items()}
 
 #: Scopes every application has. ``login`` is what lets Flask-Login's request loader
 #: take a credential for its owner (``@login_required`` views, ``current_user``).
@@ -160,8 +313,6 @@ METHOD_EXPIRY_KEYS = {
     "oauth2": "APITOKENS_OAUTH2_ACCESS_TOKEN_EXPIRES_IN",
 }
 
-_SCOPE_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
-
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
@@ -182,125 +333,23 @@ class Settings:
         return self.values[METHOD_EXPIRY_KEYS.get(method, "APITOKENS_CLI_EXPIRES_IN")]
 
 
-def _fail(key: str, why: str) -> RuntimeError:
-    return RuntimeError(f"{key}: {why}")
-
-
-def _duration(values: dict[str, Any], key: str, *, allow_none: bool) -> None:
-    value = values[key]
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise _fail(key, f"expected a number of seconds >= 0{' or None' if allow_none else ''}, got {value!r}")
-    values[key] = int(value)
-
-
-#: Shortest key taken, given or used to derive one: a key shorter than this
-#: ("dev", "change me") is guessable, and a guessed pepper or signing key
-#: lets anyone forge user-tokens and test stolen digests offline.
-MIN_KEY_LENGTH = 16
-
-
-def _key_bytes(value: Any, key: str) -> bytes:
-    if isinstance(value, str):
-        value = value.encode("utf-8")
-    if not isinstance(value, bytes) or len(value) < MIN_KEY_LENGTH:
-        raise _fail(key, f"expected a string or bytes of at least {MIN_KEY_LENGTH} characters "
-                         "(e.g. secrets.token_hex(32))")
-    return value
-
-
 def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> Settings:
-    """Read every ``APITOKENS_*`` key from ``config`` (``overrides`` win), validate
+    """Read every ``APITOKENS_*`` key from ``config`` (``overrides`` win), check
     it and derive the keys. Raises :class:`RuntimeError` naming the bad key."""
-    values: dict[str, Any] = {}
-    for key, default in DEFAULTS.items():
-        if overrides and key in overrides:
-            values[key] = overrides[key]
-        else:
-            values[key] = config.get(key, default)
-    unknown = sorted(k for k in config if k.startswith("APITOKENS_") and k not in DEFAULTS)
+    unknown = sorted(k for k in config if k.startswith("APITOKENS_") and k not in SETTINGS)
     if unknown:
         raise _fail(unknown[0], "unknown setting (is it misspelled?)")
-
-    for key in METHOD_EXPIRY_KEYS.values():
-        _duration(values, key, allow_none=True)
-    for key in ("APITOKENS_MAX_LIFETIME", "APITOKENS_REVOKE_UNUSED_AFTER_DAYS"):
-        _duration(values, key, allow_none=True)
-    for key in (
-        "APITOKENS_EXPIRY_WARNING_DAYS",
-        "APITOKENS_LAST_USED_INTERVAL",
-        "APITOKENS_ROTATION_GRACE",
-        "APITOKENS_MAX_BODY_SIZE",
-        "APITOKENS_OAUTH2_REFRESH_TOKEN_EXPIRES_IN",
-        "APITOKENS_OAUTH2_CODE_EXPIRES_IN",
-    ):
-        _duration(values, key, allow_none=False)
-    cap = values["APITOKENS_MAX_TOKENS_PER_USER"]
-    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
-        raise _fail("APITOKENS_MAX_TOKENS_PER_USER", f"expected a whole number >= 1 or None, got {cap!r}")
-    keys_url = values["APITOKENS_SECRET_SCANNING_KEYS_URL"]
-    if not isinstance(keys_url, str) or not keys_url.startswith(("https://", "http://")):
-        raise _fail("APITOKENS_SECRET_SCANNING_KEYS_URL", f"expected an http(s) URL, got {keys_url!r}")
-    attribute = values["APITOKENS_PASSWORD_ATTRIBUTE"]
-    if attribute is not None and not (isinstance(attribute, str) and attribute.isidentifier()):
-        raise _fail("APITOKENS_PASSWORD_ATTRIBUTE", f"expected an attribute name or None, got {attribute!r}")
-    for key in ("APITOKENS_LDAP_TIMEOUT", "APITOKENS_PROVIDER_TIMEOUT", "APITOKENS_SECRET_SCANNING_TIMEOUT"):
-        value = values[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise _fail(key, f"expected a number of seconds > 0, got {value!r}")
-
-    for key in ("APITOKENS_URL_PREFIX", "APITOKENS_UI_URL_PREFIX"):
-        value = values[key]
-        if not isinstance(value, str) or not value.startswith("/"):
-            raise _fail(key, f"expected a path starting with '/', got {value!r}")
-        values[key] = value.rstrip("/")
+    values: dict[str, Any] = {}
+    for key, setting in SETTINGS.items():
+        value = overrides[key] if overrides and key in overrides else config.get(key, setting.default)
+        values[key] = setting.check(key, value)
 
     prefixes: dict[str, str] = {}
-    for key in ("APITOKENS_TOKEN_PREFIX", "APITOKENS_KEY_PREFIX", "APITOKENS_OAUTH2_PREFIX",
-                "APITOKENS_OAUTH2_REFRESH_PREFIX"):
-        value = values[key]
-        if not isinstance(value, str) or not crypto.PREFIX_PATTERN.fullmatch(value):
-            raise _fail(key, "expected up to 16 letters, digits or '_'")
-        if value in prefixes:
-            raise _fail(key, f"must differ from {prefixes[value]}")
-        prefixes[value] = key
-
-    for key, value in values.items():
-        if key in ("APITOKENS_SESSION_TOKENS", "APITOKENS_USERPASS", "APITOKENS_PASSWORD_EXCHANGE",
-                   "APITOKENS_USER_TOKEN", "APITOKENS_OAUTH2_SERVER", "APITOKENS_UI",
-                   "APITOKENS_PROVIDER_LINK_BY_EMAIL", "APITOKENS_REVOKE_ON_PASSWORD_CHANGE",
-                   "APITOKENS_SECRET_SCANNING") and not isinstance(value, bool):
-            raise _fail(key, f"expected True or False, got {value!r}")
-
-    declared = values["APITOKENS_SCOPES"]
-    if not isinstance(declared, Mapping) or not all(
-        isinstance(name, str) and _SCOPE_NAME.fullmatch(name) and isinstance(text, str)
-        for name, text in declared.items()
-    ):
-        raise _fail("APITOKENS_SCOPES", "expected a dict of scope name -> description")
-    scopes = {**BUILTIN_SCOPES, **declared}
-
-    for key in ("APITOKENS_TRUSTED_ORIGINS", "APITOKENS_LDAP_ADMIN_GROUPS", "APITOKENS_UI_EXPIRY_CHOICES"):
-        if not isinstance(values[key], (list, tuple)):
-            raise _fail(key, f"expected a list, got {values[key]!r}")
-    for key in ("APITOKENS_OAUTH_PROVIDERS", "APITOKENS_LDAP_GROUP_SCOPES"):
-        if not isinstance(values[key], Mapping):
-            raise _fail(key, f"expected a dict, got {values[key]!r}")
-
-    issuer = values["APITOKENS_OAUTH2_ISSUER"]
-    if issuer is not None:
-        parts = urlsplit(issuer) if isinstance(issuer, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
-                or parts.fragment:
-            raise _fail("APITOKENS_OAUTH2_ISSUER", f"expected an http(s) URL without query or fragment, got {issuer!r}")
-        values["APITOKENS_OAUTH2_ISSUER"] = issuer.rstrip("/")
-    method = values["APITOKENS_PASSWORD_HASH_METHOD"]
-    if method is not None:
-        try:
-            generate_password_hash("check", method=method)
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise _fail("APITOKENS_PASSWORD_HASH_METHOD", f"not a werkzeug hash method: {method!r}") from exc
+    for key, setting in SETTINGS.items():
+        if setting.check is prefix:
+            if values[key] in prefixes:
+                raise _fail(key, f"must differ from {prefixes[values[key]]}")
+            prefixes[values[key]] = key
 
     secret_key = config.get("SECRET_KEY")
 
@@ -314,16 +363,13 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any] | None
         return crypto.derive_key(secret_key, purpose)
 
     def fallbacks(key: str, purpose: str, default_source: str) -> tuple[bytes, ...]:
-        given = values[key]
-        if not isinstance(given, (list, tuple)):
-            raise _fail(key, "expected a list")
-        keys = [_key_bytes(item, key) for item in given]
+        found = [_key_bytes(item, key) for item in values[key]]
         # Follow Flask's SECRET_KEY_FALLBACKS when the key itself is derived.
         if values[default_source] is None:
             old_keys = config.get("SECRET_KEY_FALLBACKS") or ()
-            keys += [crypto.derive_key(_key_bytes(old, f"SECRET_KEY_FALLBACKS (which {key} is derived from)"),
-                                       purpose) for old in old_keys]
-        return tuple(keys)
+            found += [crypto.derive_key(_key_bytes(old, f"SECRET_KEY_FALLBACKS (which {key} is derived from)"),
+                                        purpose) for old in old_keys]
+        return tuple(found)
 
     return Settings(
         values=values,
@@ -333,5 +379,5 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any] | None
         user_token_key_fallbacks=fallbacks(
             "APITOKENS_USER_TOKEN_KEY_FALLBACKS", "user-token", "APITOKENS_USER_TOKEN_KEY"
         ),
-        scopes=scopes,
+        scopes={**BUILTIN_SCOPES, **values["APITOKENS_SCOPES"]},
     )
