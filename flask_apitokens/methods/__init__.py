@@ -44,8 +44,8 @@ ISSUING_METHODS: tuple[IssuingMethod, ...] = (
     IssuingMethod("exchange", _setting("PASSWORD_EXCHANGE"), exchange.register, exchange.OPENAPI),
     # On when the host configures flask-ldap3-login's LDAP_HOST.
     IssuingMethod("ldap", lambda state: bool(state.app.config.get("LDAP_HOST")), ldap.register, ldap.OPENAPI),
-    # Always registered: the JWT check is installed even with the route switched off
-    # (switching it off stops new JWTs, it does not strand the ones already out).
-    IssuingMethod("user_token", lambda state: True, user_token.register, user_token.OPENAPI),
+    # The switch is the routes' only: the token service checks a JWT presented as a bearer
+    # credential either way (switching it off stops new JWTs, it does not strand the ones already out).
+    IssuingMethod("user_token", _setting("USER_TOKEN"), user_token.register, user_token.OPENAPI),
     IssuingMethod("providers", _setting("OAUTH_PROVIDERS"), providers.register, providers.OPENAPI),
 )

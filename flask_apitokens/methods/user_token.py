@@ -125,12 +125,10 @@ class UserTokenViews:
 
 
 def register(blueprint: Blueprint, state: State) -> None:
-    # The service accepts the JWT as a bearer credential whether or not the
-    # routes are on: switching them off stops new JWTs, it does not strand the ones already out.
-    if state.settings["USER_TOKEN"]:
-        views = UserTokenViews(state.service.user_tokens)
-        blueprint.add_url_rule("/user-token", "user_token_create", views.create, methods=["POST"])
-        blueprint.add_url_rule("/user-token", "user_token_describe", views.describe, methods=["GET"])
+    """Routed when APITOKENS_USER_TOKEN is on (see ISSUING_METHODS)."""
+    views = UserTokenViews(state.service.user_tokens)
+    blueprint.add_url_rule("/user-token", "user_token_create", views.create, methods=["POST"])
+    blueprint.add_url_rule("/user-token", "user_token_describe", views.describe, methods=["GET"])
 
 
 #: The routes, for the OpenAPI document (see :mod:`flask_apitokens.openapi`).
