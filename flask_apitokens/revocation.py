@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
+from . import dberrors
 from .models import Models, utcnow
 
 
@@ -24,6 +26,20 @@ def revoke_lineage(session: Any, models: Models, ids: Sequence[str], owned: Sequ
         session.execute(sa.update(T).where(T.id.in_(revoked), T.revoked_at.is_(None))
                         .values(revoked_at=utcnow(), revoked_reason=reason[:32])
                         .execution_options(synchronize_session=False))
+    return revoked
+
+
+def revoke_apart(engine: Any, models: Models, ids: Sequence[str], owned: Sequence[Any], reason: str) -> list[str]:
+    """:func:`revoke_lineage` in a session of its own, committed: for revocations
+    that happen while the host's session may hold a request's pending work (the
+    token check, receivers of ``token_revoked``). A database error is a 503."""
+    with Session(engine) as session:
+        revoked = revoke_lineage(session, models, ids, owned, reason)
+        try:
+            session.commit()
+        except sa.exc.DBAPIError as exc:
+            session.rollback()
+            raise dberrors.unavailable(exc, "a commit") from exc
     return revoked
 
 

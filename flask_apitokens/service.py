@@ -189,6 +189,20 @@ class TokenService(TokenCheck, Housekeeping):
         return TokenInfo.from_row(row)
 
     # -- managing ------------------------------------------------------------------
+    def find(self, text: Any, kinds: Iterable[str]) -> Any | None:
+        """The row of the credential ``text`` when it is one of ``kinds`` (tried in
+        that order) and its secret matches the stored digest; None for anything
+        else. The OAuth2 endpoints find the tokens presented to them with it; it
+        checks neither expiry nor revocation, which they answer in their own words."""
+        found = self.parse(text, kinds) if isinstance(text, str) and text else None
+        if found is None:
+            return None
+        kind, parsed = found
+        row = self.db.session.get(self.models.Token, parsed.public_id)
+        if row is None or row.kind != kind or not self.hasher.verify(row.id, parsed.secret, row.digest):
+            return None
+        return row
+
     def get(self, token_id: str, *, user_id: Any = None, kinds: Iterable[str] | None = None) -> Any | None:
         """The row ``token_id`` (of ``user_id``, of one of ``kinds``), or None."""
         row = self.db.session.get(self.models.Token, token_id) if crypto.is_public_id(token_id) else None

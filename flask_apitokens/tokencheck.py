@@ -24,12 +24,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from . import crypto, dberrors, errors, recent_uses, signals
 from .config import Settings
 from .models import Models, sql_utcnow, utcnow
-from .revocation import revoke_lineage
+from .revocation import revoke_apart
 from .tokeninfo import KEY, OAUTH2, TOKEN, USER_TOKEN, TokenInfo
 from .tokenstore import RawStatement, TokenStoreConnections
 from .users import UserStore
@@ -222,13 +221,7 @@ class TokenCheck:
         """Revoke a token left unused too long, and its lineage, in a session of
         its own: the host's may hold the request's own pending work."""
         T = self.models.Token
-        with Session(self.db.engine) as session:
-            revoked = revoke_lineage(session, self.models, [public_id], [T.user_id == user_id], "unused")
-            try:
-                session.commit()
-            except sa.exc.DBAPIError as exc:
-                session.rollback()
-                raise dberrors.unavailable(exc, "a commit") from exc
+        revoked = revoke_apart(self.db.engine, self.models, [public_id], [T.user_id == user_id], "unused")
         if revoked:
             # Receivers that look something up (the OAuth2 family revoker) must not flush the host's work either.
             with self.db.session.no_autoflush:

@@ -143,6 +143,28 @@ def test_the_check_neither_flushes_nor_commits_the_hosts_session(make_app: Calla
         assert revoked == [{"token_ids": [issued.info.id], "user_id": owner_id, "reason": "unused"}]
 
 
+def test_an_unused_oauth2_token_takes_its_family_without_touching_the_hosts_session(
+        make_app: Callable[..., Flask]) -> None:
+    """The OAuth2 family revoker answers the check's "unused" revocation in a
+    session of its own too: the app's refresh token goes, the host's pending
+    work stays pending."""
+    app = make_app(APITOKENS_REVOKE_UNUSED_AFTER_DAYS=30)
+    with app.app_context():
+        owner = hostapp.make_user("carol")
+        refresh = service(app).issue(owner, via="oauth2", kind="refresh")
+        access = service(app).issue(owner, via="oauth2", kind="oauth2")
+        set_row(app, access.token, parent_id=refresh.info.id, last_used_at=utcnow() - dt.timedelta(days=31))
+        pending = hostapp.User(username="pending", email="pending@example.com")
+        hostapp.db.session.add(pending)
+        with pytest.raises(errors.InvalidToken):
+            service(app).authenticate(access.token, scheme="bearer")
+        assert pending in hostapp.db.session.new  # neither flushed nor committed
+        hostapp.db.session.rollback()
+        assert hostapp.db.session.execute(sa.select(hostapp.User.username)).scalars().all() == ["carol"]
+        reasons = {row.id: row.revoked_reason for row in token_rows(app)}
+        assert reasons == {access.info.id: "unused", refresh.info.id: "oauth2_family"}
+
+
 def test_last_used_write_is_throttled(make_app: Callable[..., Flask]) -> None:
     app = make_app(APITOKENS_LAST_USED_INTERVAL=3600)
     used: list[Any] = []

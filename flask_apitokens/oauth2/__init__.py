@@ -11,8 +11,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
+from sqlalchemy.orm import Session
 
 from .. import signals
+from ..revocation import revoke_apart
 from ..service import OAUTH2
 from .models import OAuth2Models, build_oauth2_models
 
@@ -38,12 +40,18 @@ def _family_revoker(state: Any) -> Any:
         if reason in NARROW_REASONS or not token_ids:
             return
         T = state.models.Token
-        families = list(state.db.session.execute(
-            sa.select(T.parent_id).distinct()
-            .where(T.id.in_(token_ids), T.kind == OAUTH2, T.parent_id.is_not(None))
-        ).scalars())
-        if families:
-            state.service.revoke(families, reason="oauth2_family")
+        # Read and written apart from the host's session: a revocation can come
+        # from the token check, with the request's own work pending there.
+        with Session(state.db.engine) as session:
+            families = list(session.execute(
+                sa.select(T.parent_id).distinct()
+                .where(T.id.in_(token_ids), T.kind == OAUTH2, T.parent_id.is_not(None))
+            ).scalars())
+        if not families:
+            return
+        revoked = revoke_apart(state.db.engine, state.models, families, [], "oauth2_family")
+        if revoked:
+            signals.token_revoked.send(state.app, token_ids=revoked, user_id=None, reason="oauth2_family")
 
     return revoke_families
 

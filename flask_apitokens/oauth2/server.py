@@ -26,7 +26,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Flask, request
 
-from .. import crypto, errors
+from .. import errors
 from ..models import utcnow
 from ..service import OAUTH2, REFRESH, TokenService
 from . import clients
@@ -126,20 +126,17 @@ class OAuth2Server(AuthorizationServer):
             token["refresh_token"] = refresh.token
         return token
 
-    def _row_of(self, plain: str | None, kind: str) -> Any:
-        parsed = crypto.parse(plain, self.service.prefixes[kind]) if plain else None
-        return self.state.db.session.get(self.state.models.Token, parsed.public_id) if parsed else None
-
     def save_token(self, token: dict[str, Any], request: Any) -> None:
         """Put the new rows in their family and commit them, with the code's
         (or old refresh token's) state, in one transaction."""
-        access = self._row_of(token.get("access_token"), OAUTH2)
-        refresh = self._row_of(token.get("refresh_token"), REFRESH)
+        access = self.service.find(token.get("access_token"), (OAUTH2,))
+        assert access is not None  # issued a moment ago, in this transaction
+        refresh = self.service.find(token.get("refresh_token"), (REFRESH,))
         old_refresh = getattr(request, "refresh_token", None)
         if old_refresh is not None:
             family = old_refresh.family_id
         else:
-            family = refresh.id if refresh is not None else access.id
+            family = (refresh or access).id
         for row in (access, refresh):
             if row is not None and row.id != family:
                 row.parent_id = family
@@ -257,11 +254,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 
     def authenticate_refresh_token(self, refresh_token: str) -> StoredToken | None:
         server = self.oauth2
-        parsed = crypto.parse(refresh_token, server.service.prefixes[REFRESH]) if refresh_token else None
-        if parsed is None:
-            return None
-        row = server.state.db.session.get(server.state.models.Token, parsed.public_id)
-        if row is None or row.kind != REFRESH or not server.service.hasher.verify(row.id, parsed.secret, row.digest):
+        row = server.service.find(refresh_token, (REFRESH,))
+        if row is None:
             return None
         token = StoredToken(row)
         if token.is_revoked():
@@ -301,17 +295,10 @@ class _StoredTokenLookup:
     server: OAuth2Server
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> StoredToken | None:
-        service = self.server.service
         kinds = {"access_token": (OAUTH2, REFRESH), "refresh_token": (REFRESH, OAUTH2)}.get(
             token_type_hint or "", (OAUTH2, REFRESH))
-        found = service.parse(token_string, kinds) if isinstance(token_string, str) else None
-        if found is None:
-            return None
-        kind, parsed = found
-        row = self.server.state.db.session.get(self.server.state.models.Token, parsed.public_id)
-        if row is None or row.kind != kind or not service.hasher.verify(row.id, parsed.secret, row.digest):
-            return None
-        return StoredToken(row)
+        row = self.server.service.find(token_string, kinds)
+        return StoredToken(row) if row is not None else None
 
 
 class UnsupportedTokenTypeRequest(UnsupportedTokenTypeError):
