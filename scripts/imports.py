@@ -62,23 +62,28 @@ def graph() -> dict[str, set[str]]:
     return {name: set(imports_of(name, path, known)) & known for name, path in mods.items()}
 
 
-def external_imports(path: Path) -> set[str]:
-    """Top-level names of the outside packages a module imports, at run time only
-    (what is imported under ``if TYPE_CHECKING:`` is left out)."""
-    tree = ast.parse(path.read_text(), str(path))
-    typing_only: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            typing_only.update(id(child) for stmt in node.body for child in ast.walk(stmt))
+def outside_imports(path: Path) -> set[str]:
+    """Top-level names of the outside packages a module imports, wherever the
+    import is (``TYPE_CHECKING`` ones included)."""
     names: set[str] = set()
-    for node in ast.walk(tree):
-        if id(node) in typing_only:
-            continue
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             names.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
             names.add(node.module.split(".")[0])
-    return names
+    return names - {PACKAGE}
+
+
+def reached(edges: dict[str, set[str]], start: str) -> set[str]:
+    """``start`` and every module it imports, however indirectly."""
+    seen = {start}
+    todo = [start]
+    while todo:
+        for name in edges.get(todo.pop(), ()):
+            if name not in seen:
+                seen.add(name)
+                todo.append(name)
+    return seen
 
 
 def circles(edges: dict[str, set[str]]) -> list[list[str]]:
