@@ -26,7 +26,7 @@ from typing import Any
 import ldap3
 import pytest
 
-from tests.conftest import need
+from tests.helpers import need
 
 SLAPD = "/usr/sbin/slapd"
 SLAPADD = "/usr/sbin/slapadd"

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import POSTGRES_URL, need
+from tests.helpers import POSTGRES_URL, need
 
 PGBOUNCER = "/usr/sbin/pgbouncer"
 

@@ -14,7 +14,7 @@ from flask import Flask
 
 from flask_apitokens.models import utcnow
 from tests import hostapp
-from tests.conftest import auth
+from tests.helpers import auth
 
 
 def set_token(app: Flask, token: str, **values: Any) -> None:

@@ -11,12 +11,8 @@ import pytest
 from flask import Flask
 
 from flask_apitokens import signals
-from tests.conftest import auth, token_rows
+from tests.helpers import auth, cli, token_rows
 from tests.hostapp import db
-
-
-def cli(app: Flask, *args: str) -> Any:
-    return app.test_cli_runner().invoke(args=["apitokens", *args])
 
 
 def now() -> dt.datetime:

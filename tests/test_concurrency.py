@@ -22,8 +22,7 @@ import requests
 import sqlalchemy as sa
 from werkzeug.security import generate_password_hash
 
-from tests.conftest import POSTGRES_URL, need, need_module
-from tests.test_ratelimit import REDIS_URL
+from tests.helpers import POSTGRES_URL, need, need_redis
 
 THREADS = 8
 # One account per token, so the per-account limit can stay low. 1200 tokens x 7 requests
@@ -130,18 +129,14 @@ def gunicorn_demo(tmp_path: Path) -> Iterator[Demo]:
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or shutil.which("gunicorn")
     if gunicorn is None:
         need("install gunicorn (the test extra) for the concurrency test")
-    redis = need_module("redis")
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except redis.RedisError:
-        need(f"run Redis at {REDIS_URL} (or set APITOKENS_TEST_REDIS_URL) for the concurrency test")
+    redis_url = need_redis("for the concurrency test")
     prepare_database(POSTGRES_URL)
     port = free_port()
     env = {
         **os.environ,
         "EXAMPLE_DATABASE_URL": POSTGRES_URL,
         "FLASK_SECRET_KEY": "concurrency test",
-        "FLASK_RATELIMIT_STORAGE_URI": REDIS_URL,
+        "FLASK_RATELIMIT_STORAGE_URI": redis_url,
         "FLASK_RATELIMIT_KEY_PREFIX": f"concurrency-{uuid.uuid4().hex}",  # no flush needed
         "FLASK_APITOKENS_RATE_LIMIT": "1000000/minute",
         "FLASK_APITOKENS_ACCOUNT_RATE_LIMIT": f"{ACCOUNT_LIMIT}/minute",

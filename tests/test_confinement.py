@@ -22,7 +22,7 @@ from flask import Flask
 from flask_apitokens.models import utcnow
 from flask_apitokens.oauth2 import clients, grants_store
 from tests import hostapp
-from tests.conftest import auth, token_rows
+from tests.helpers import auth, basic, bearer, cli, host_request_loader, login, token_rows
 from tests.oauth2_server import REDIRECT_URI, Served, answer_consent, authorize, oauth_session, serve
 
 CROSS_SITE = [{"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}]
@@ -43,10 +43,6 @@ def snapshot(app: Flask) -> list[tuple[Any, ...]]:
                   for r in token_rows(app))
 
 
-def login(client: Any, username: str = "alice") -> None:
-    assert client.post("/login", data={"username": username}).status_code == 200
-
-
 def set_expires(app: Flask, token_id: str, moment: dt.datetime) -> None:
     T = app.extensions["apitokens"].models.Token
     hostapp.db.session.execute(sa.update(T).where(T.id == token_id).values(expires_at=moment))
@@ -54,7 +50,7 @@ def set_expires(app: Flask, token_id: str, moment: dt.datetime) -> None:
 
 
 def purge(app: Flask) -> None:
-    result = app.test_cli_runner().invoke(args=["apitokens", "purge-expired"])
+    result = cli(app, "purge-expired")
     assert result.exit_code == 0, result.output
 
 
@@ -87,12 +83,11 @@ def test_login_is_a_declared_scope_a_session_may_ask_for(app: Flask, client: Any
 
 
 def test_a_user_token_without_login_is_no_user(client: Any, user: Any) -> None:
-    basic = {"Authorization": "Basic " + __import__("base64").b64encode(b"alice:pw-correct").decode()}
-    plain = client.post("/api/user-token", headers=basic).json["user-token"]
-    with_login = client.post("/api/user-token", headers=basic, json={"scopes": ["login"]}).json["user-token"]
-    assert client.get("/flask-login", headers={"Authorization": f"Bearer {plain}"}).status_code == 401
-    assert client.get("/plain", headers={"Authorization": f"Bearer {plain}"}).status_code == 200
-    assert client.get("/flask-login", headers={"Authorization": f"Bearer {with_login}"}).json == {"user": "alice"}
+    plain = client.post("/api/user-token", headers=basic()).json["user-token"]
+    with_login = client.post("/api/user-token", headers=basic(), json={"scopes": ["login"]}).json["user-token"]
+    assert client.get("/flask-login", headers=bearer(plain)).status_code == 401
+    assert client.get("/plain", headers=bearer(plain)).status_code == 200
+    assert client.get("/flask-login", headers=bearer(with_login)).json == {"user": "alice"}
 
 
 @pytest.fixture
@@ -134,18 +129,12 @@ def test_the_demos_page_of_data_needs_login_and_its_json_twin_data_read(demo: Fl
 
 # -- finding 10: credentials not in our format go on to the host's own request loader -----------------
 def test_the_hosts_own_bearer_tokens_reach_the_hosts_request_loader(make_app: Callable[..., Flask]) -> None:
-    calls: list[str] = []
-
-    def host_loader(request: Any) -> Any:
-        header = request.headers.get("Authorization", "")
-        calls.append(header)
+    def answer(header: str) -> Any:
         if header == "Bearer host-own-token-for-alice":
             return hostapp.db.session.execute(sa.select(hostapp.User).filter_by(username="alice")).scalar()
         return None
 
-    previous = hostapp.login_manager._request_callback
-    hostapp.login_manager._request_callback = host_loader
-    try:
+    with host_request_loader(answer) as calls:
         app = make_app()
         with app.app_context():
             alice = hostapp.make_user("alice")
@@ -166,8 +155,6 @@ def test_the_hosts_own_bearer_tokens_reach_the_hosts_request_loader(make_app: Ca
             service.revoke([ours.info.id])
             assert client.get("/flask-login", headers=auth(ours.token, "Bearer")).status_code == 401
             assert calls == []
-    finally:
-        hostapp.login_manager._request_callback = previous
 
 
 # -- finding 1: making a credential from a credential never widens it ---------------------------------
@@ -229,9 +216,8 @@ def test_a_token_made_with_a_token_is_its_child(app: Flask, client: Any, user: A
 
 
 def test_a_user_token_mints_no_token_that_outlives_it(app: Flask, client: Any, user: Any) -> None:
-    basic = {"Authorization": "Basic " + __import__("base64").b64encode(b"alice:pw-correct").decode()}
-    jwt = client.post("/api/user-token", headers=basic, json={"scopes": ["tokens", "reports:read"]}).json["user-token"]
-    made = client.post("/api/token", headers={"Authorization": f"Bearer {jwt}"},
+    jwt = client.post("/api/user-token", headers=basic(), json={"scopes": ["tokens", "reports:read"]})
+    made = client.post("/api/token", headers=bearer(jwt.json["user-token"]),
                        json={"scopes": ["reports:read"], "expires_in": 365 * 86400})
     assert made.status_code == 200
     record = next(r for r in token_rows(app) if r.kind == "user-token")
@@ -316,7 +302,7 @@ def oauth_tokens(served: Served, client: Any, scope: str) -> tuple[Any, dict[str
 
 
 def as_bearer(served: Served, path: str, token: str, method: str = "get", **options: Any) -> requests.Response:
-    return requests.request(method, served.url + path, headers={"Authorization": f"Bearer {token}"}, timeout=10,
+    return requests.request(method, served.url + path, headers=bearer(token), timeout=10,
                             **options)
 
 

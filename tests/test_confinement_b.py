@@ -22,7 +22,7 @@ from werkzeug.security import generate_password_hash
 from flask_apitokens.oauth2 import clients
 from flask_apitokens.providers import load_providers
 from tests import hostapp
-from tests.conftest import auth, token_rows
+from tests.helpers import auth, basic, login, token_rows
 from tests.ldap_server import Slapd, slapd  # noqa: F401  (fixture)
 from tests.oauth2_server import REDIRECT_URI, Served, authorize, oauth_session, serve
 from tests.provider_server import OTHER_APP, SITE_APP, ProviderServer
@@ -111,7 +111,7 @@ def test_deactivated_session_on_the_token_page(make_app: Callable[..., Flask]) -
     with app.app_context():
         hostapp.make_user("alice")
         client = app.test_client()
-        client.post("/login", data={"username": "alice"})
+        login(client)
         assert client.get("/tokens").status_code == 200
         deactivate()
         page = client.get("/tokens")
@@ -129,7 +129,7 @@ def test_deactivated_session_on_json_routes(make_app: Callable[..., Flask], meth
     with app.app_context():
         hostapp.make_user("alice")
         client = app.test_client()
-        client.post("/login", data={"username": "alice"})
+        login(client)
         deactivate()
         assert_error(getattr(client, method)(path), 403, "account_disabled")
         assert token_rows(app) == []
@@ -164,12 +164,11 @@ def test_tokens_of_a_deactivated_person_stop_everywhere(make_app: Callable[..., 
 NESTED = "[" * 60_000  # 60 KB, under APITOKENS_MAX_BODY_SIZE
 UNREACHABLE = {"LDAP_HOST": "127.0.0.1", "LDAP_PORT": 9, "LDAP_BASE_DN": "dc=example,dc=org",
                "APITOKENS_OAUTH_PROVIDERS": {"github": {"api_base_url": "http://127.0.0.1:9/"}}}
-BASIC_ALICE = {"Authorization": "Basic YWxpY2U6cHctY29ycmVjdA=="}  # alice:pw-correct
 
 
 @pytest.mark.parametrize(("path", "headers"), [
     ("/api/token", {}), ("/api/authenticate/userpass", {}), ("/api/api_tokens", {}),
-    ("/api/authenticate/ldap", {}), ("/api/authenticate/github", {}), ("/api/user-token", BASIC_ALICE),
+    ("/api/authenticate/ldap", {}), ("/api/authenticate/github", {}), ("/api/user-token", basic()),
 ])
 @pytest.mark.parametrize("body", [NESTED, '{"username": ' + NESTED])
 def test_deeply_nested_json_is_400(make_app: Callable[..., Flask], path: str, headers: dict[str, str],
@@ -399,8 +398,7 @@ def test_basic_routes_share_the_account_budget(make_app: Callable[..., Flask]) -
     with app.app_context():
         hostapp.make_user("alice")
         client = app.test_client()
-        good = {"Authorization": "Basic YWxpY2U6cHctY29ycmVjdA=="}
-        bad = {"Authorization": "Basic YWxpY2VAZXhhbXBsZS5jb206d3Jvbmc="}  # alice@example.com:wrong
+        good, bad = basic(), basic("alice@example.com", "wrong")
         assert [client.post("/api/user-token", headers=good).status_code for _ in range(4)] == [201] * 4
         assert _try(client, "/api/authenticate/userpass", "alice", "guess", "10.3.0.1") == 401
         assert client.post("/api/user-token", headers=bad).status_code == 401

@@ -21,7 +21,7 @@ from flask_apitokens import errors, signals
 from flask_apitokens.models import utcnow
 from flask_apitokens.web import error_response
 from tests import hostapp
-from tests.conftest import auth, database_urls, resolve_database_url
+from tests.helpers import auth, database_urls, resolve_database_url
 
 
 @pytest.fixture(params=database_urls(pgbouncer=True))

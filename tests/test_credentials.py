@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from flask_apitokens import current_token, get_current_token
 from flask_apitokens.credentials import read_authorization
-from tests.conftest import auth
+from tests import hostapp
+from tests.helpers import auth, host_request_loader, login
 
 fixture_ok = settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None, max_examples=150)
 
@@ -54,12 +55,12 @@ def test_login_or_token_required_takes_a_session_or_a_token(client: Any, user: A
     assert client.get("/either").status_code == 401
     token = issue(user)
     assert client.get("/either", headers=auth(token)).json == {"user": "alice", "token": token.split(":")[0][4:]}
-    client.post("/login", data={"username": "alice"})
+    login(client)
     assert client.get("/either").json == {"user": "alice", "token": None}
 
 
 def test_a_bad_token_is_refused_even_with_a_session(client: Any, user: Any) -> None:
-    client.post("/login", data={"username": "alice"})
+    login(client)
     assert client.get("/either", headers=auth("apt_bogus")).status_code == 401
 
 
@@ -71,19 +72,10 @@ def test_flask_login_views_accept_tokens_with_login_through_the_request_loader(c
 
 
 def test_request_loader_chains_to_the_hosts_own(make_app: Callable[..., Flask]) -> None:
-    from tests import hostapp
+    def answer(header: str) -> Any:
+        return hostapp.db.session.get(hostapp.User, 1) if header == "Basic host-owned" else None
 
-    calls: list[str] = []
-
-    def host_loader(request: Any) -> Any:
-        calls.append(request.headers.get("Authorization", ""))
-        if request.headers.get("Authorization") == "Basic host-owned":
-            return hostapp.db.session.get(hostapp.User, 1)
-        return None
-
-    previous = hostapp.login_manager._request_callback
-    hostapp.login_manager._request_callback = host_loader
-    try:
+    with host_request_loader(answer) as calls:
         app = make_app()
         with app.app_context():
             hostapp.make_user("alice")
@@ -91,8 +83,6 @@ def test_request_loader_chains_to_the_hosts_own(make_app: Callable[..., Flask]) 
             assert client.get("/flask-login", headers={"Authorization": "Basic host-owned"}).json == {"user": "alice"}
             assert client.get("/flask-login", headers={"Authorization": "Basic other"}).status_code == 401
             assert calls == ["Basic host-owned", "Basic other"]
-    finally:
-        hostapp.login_manager._request_callback = previous
 
 
 def test_current_token_is_falsy_for_sessions_and_names_the_token_otherwise(app: Flask, user: Any,
@@ -111,7 +101,6 @@ def test_current_token_is_falsy_for_sessions_and_names_the_token_otherwise(app: 
 
 def test_the_user_is_not_loaded_unless_the_view_asks(make_app: Callable[..., Flask]) -> None:
     from flask_apitokens import token_required
-    from tests import hostapp
 
     app = make_app()
 
@@ -187,7 +176,6 @@ def test_flask_login_set_up_after_the_extension_still_gets_the_loader(tmp_path: 
     from flask_login import LoginManager, login_required
 
     from flask_apitokens import APITokens
-    from tests import hostapp
 
     app = Flask(__name__)
     app.config.update(SECRET_KEY="a secret key for tests", SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/late.db")

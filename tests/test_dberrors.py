@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from tests import hostapp
-from tests.conftest import auth
+from tests.helpers import auth, login
 
 LOGGER = "flask_apitokens"
 
@@ -62,7 +62,7 @@ def test_a_missing_table_is_logged_once_with_the_fix(missing_table_app: Any, cap
 
     # An extension route (the ORM path and the blueprint's handler), and a login that issues.
     caplog.clear()
-    client.post("/login", data={"username": "alice"})
+    login(client)
     response = client.get("/api/tokens")
     assert response.status_code == 503
     assert response.get_json()["error"] == "service_unavailable"
@@ -82,7 +82,7 @@ def test_a_missing_table_is_logged_once_with_the_fix(missing_table_app: Any, cap
 def test_the_token_page_logs_a_missing_table(missing_table_app: Any, caplog: pytest.LogCaptureFixture) -> None:
     app, _ = missing_table_app
     client = app.test_client()
-    client.post("/login", data={"username": "alice"})
+    login(client)
     caplog.set_level(logging.DEBUG)
     response = client.get("/tokens")
     assert response.status_code == 503

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from tests import hostapp
-from tests.conftest import POSTGRES_URL, FreshUserClient, auth, need
+from tests.helpers import POSTGRES_URL, AppContextPerRequestClient, auth, login, need
 from tests.proxy_server import TCPProxy
 
 CONNECT_TIMEOUT = 2
@@ -50,7 +50,7 @@ def proxied() -> Iterator[tuple[Flask, TCPProxy, str]]:
             through, APITOKENS_LAST_USED_INTERVAL=0, RATELIMIT_ENABLED=False,
             SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"connect_timeout": CONNECT_TIMEOUT}},
         )
-        app.test_client_class = FreshUserClient
+        app.test_client_class = AppContextPerRequestClient
         with app.app_context():
             hostapp.db.drop_all()
             hostapp.db.create_all()
@@ -97,7 +97,7 @@ def test_postgresql_unreachable_then_back(proxied: tuple[Flask, TCPProxy, str], 
     manager = service.issue(user, via="cli", scopes=["tokens"]).token
     victim = service.issue(user, via="cli", name="victim")
     client, cookie_client = app.test_client(), app.test_client()
-    assert cookie_client.post("/login", data={"username": "alice"}).status_code == 200
+    login(cookie_client)
     assert client.get("/plain", headers=auth(manager)).status_code == 200
     before = row_counts(direct_url)
 
@@ -132,7 +132,8 @@ def test_cut_in_the_middle_of_a_rotation_writes_nothing(proxied: tuple[Flask, TC
     manager = service.issue(user, via="cli", scopes=["tokens"])
     before = row_counts(direct_url)
     old_expiry = service.get(manager.info.id).expires_at
-    hostapp.db.session.expire_all()
+    # The request works in a session of its own: hold no connection the cut would break.
+    hostapp.db.session.remove()
 
     def cut_after(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
         if sql.lstrip().upper().startswith(statement) and "apitokens_token" in sql:
@@ -184,7 +185,7 @@ def test_sqlite_locked_gives_503_then_recovers(tmp_path: Any) -> None:
     path = tmp_path / "locked.sqlite3"
     app = hostapp.create_app(f"sqlite:///{path}", RATELIMIT_ENABLED=False, APITOKENS_LAST_USED_INTERVAL=0,
                              SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"timeout": 0.2}})
-    app.test_client_class = FreshUserClient
+    app.test_client_class = AppContextPerRequestClient
     with app.app_context():
         hostapp.db.create_all()
         user = hostapp.make_user("alice")
@@ -219,7 +220,7 @@ def test_sqlite_checks_leave_no_read_transaction_open(tmp_path: Any) -> None:
     # every writer of the file waiting.
     path = tmp_path / "reads.sqlite3"
     app = hostapp.create_app(f"sqlite:///{path}", RATELIMIT_ENABLED=False)
-    app.test_client_class = FreshUserClient
+    app.test_client_class = AppContextPerRequestClient
     with app.app_context():
         hostapp.db.create_all()
         token = app.extensions["apitokens"].service.issue(hostapp.make_user("alice"), via="cli").token

@@ -11,12 +11,8 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from tests.conftest import auth, token_rows
+from tests.helpers import auth, cli, login, token_rows
 from tests.hostapp import make_user
-
-
-def cli(app: Flask, *args: str) -> Any:
-    return app.test_cli_runner().invoke(args=["apitokens", *args])
 
 
 def create_key(app: Flask, *args: str) -> dict[str, Any]:
@@ -91,8 +87,7 @@ def test_keys_never_expire_unless_given_an_expiry_and_skip_the_lifetime_cap(make
         created = create_key(app, "--user", "alice", "--expires-in", str(ten_years))
         row = next(r for r in token_rows(app) if r.id == created["id"])
         assert (row.expires_at - row.created_at).total_seconds() == ten_years
-        token = app.test_cli_runner().invoke(args=["apitokens", "create-token", "--user", "alice", "--json",
-                                                   "--expires-in", str(ten_years)])
+        token = cli(app, "create-token", "--user", "alice", "--json", "--expires-in", str(ten_years))
         token_row = next(r for r in token_rows(app) if r.id == json.loads(token.output)["id"])
         assert (token_row.expires_at - token_row.created_at).total_seconds() == 3600  # tokens are capped
 
@@ -159,5 +154,5 @@ def test_list_keys_lists_keys_only(app: Flask, user: Any, other_user: Any, issue
 
 def test_keys_are_not_in_the_users_token_list(app: Flask, client: Any, user: Any) -> None:
     create_key(app, "--user", "alice")
-    client.post("/login", data={"username": "alice"})
+    login(client)
     assert client.get("/api/tokens").json == {"tokens": []}

@@ -22,7 +22,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from flask_apitokens.ldap_directory import bind
-from tests.conftest import auth, token_rows
+from tests.helpers import auth, token_rows
 from tests.hostapp import User, db, make_user
 from tests.ldap_server import (  # noqa: F401  (fixtures)
     BASE_DN,

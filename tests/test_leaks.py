@@ -3,20 +3,17 @@ are revoked, the owner is told, and the answer never says what was live."""
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 
 from flask_apitokens import crypto, signals
 from flask_apitokens.leaks import LEAKED
 from flask_apitokens.service import KEY, OAUTH2, REFRESH
 from tests import hostapp
-from tests.conftest import auth, token_rows
+from tests.helpers import auth, basic, counted_queries, login, token_rows
 
 ROUTE = "/api/credentials/revoke"
 ACCEPTED = {"status": "accepted",
@@ -32,26 +29,9 @@ def rows_by_id(app: Flask) -> dict[str, Any]:
 
 
 def user_token(client: Any, login: str = "alice") -> str:
-    basic = base64.b64encode(f"{login}:pw-correct".encode()).decode()
-    response = client.post("/api/user-token", headers={"Authorization": f"Basic {basic}"})
+    response = client.post("/api/user-token", headers=basic(login))
     assert response.status_code == 201, response.json
     return str(response.json["user-token"])
-
-
-@contextmanager
-def counted_queries(app: Flask) -> Iterator[list[str]]:
-    """Every statement the app's engine runs (SQLAlchemy's cursor event)."""
-    seen: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    engine = hostapp.db.engine
-    sa.event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", count)
 
 
 def test_every_kind_of_live_credential_is_revoked_at_once(app: Flask, client: Any, user: Any, other_user: Any,
@@ -221,7 +201,7 @@ def test_the_token_page_shows_a_reported_token_as_reported(make_app: Callable[..
         service.issue(alice, via="cli", name="kept")
         client = app.test_client()
         assert report(client, [leaked]).status_code == 202
-        assert client.post("/login", data={"username": "alice"}).status_code == 200
+        login(client)
         page = client.get("/tokens").get_data(as_text=True)
     leaked_id = crypto.parse(leaked, "apt_").public_id  # type: ignore[union-attr]
     row = page[page.index(f'id="token-{leaked_id}"'):]

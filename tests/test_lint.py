@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import need_module
+from tests.helpers import need_module
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import POSTGRES_URL, need, need_module
+from tests.helpers import POSTGRES_URL, need, need_module
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,7 +12,7 @@ from flask_apitokens import errors
 from flask_apitokens.cli import apitokens_cli
 from flask_apitokens.oauth2 import clients
 from tests import hostapp
-from tests.conftest import auth, token_rows
+from tests.helpers import auth, token_rows
 
 
 def run(app: Flask, *args: str) -> Any:

@@ -131,7 +131,7 @@ def page() -> Iterator[Any]:
     """A page of a fresh headless Chromium."""
     import os
 
-    from tests.conftest import need, need_module
+    from tests.helpers import need, need_module
 
     if not os.path.exists("/usr/bin/chromium"):
         need("install chromium (apt-get install -y chromium) for the browser test")

@@ -16,7 +16,7 @@ from flask import Flask
 
 from flask_apitokens.oauth2 import clients, grants_store
 from tests import hostapp
-from tests.conftest import token_rows
+from tests.helpers import token_rows
 from tests.oauth2_server import (
     OTHER_REDIRECT_URI,
     REDIRECT_URI,

@@ -4,7 +4,6 @@ their methods, and real responses match it."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -16,7 +15,7 @@ from flask import Flask
 from flask_apitokens.oauth2 import clients
 from flask_apitokens.openapi_document import openapi_path
 from tests import hostapp
-from tests.conftest import auth, need_module
+from tests.helpers import auth, basic, login, need_module
 from tests.oauth2_server import REDIRECT_URI, consent_form
 
 #: The OAuth2 server's JSON routes; /oauth/authorize (HTML and redirects) is left out on purpose.
@@ -168,7 +167,7 @@ def test_real_responses_of_every_route_match_the_document(app: Flask, client: An
     assert exchanged.status_code == 200
     assert call("post", "/api/api_tokens", data={"email": "a", "password": "b"}).status_code == 415
     assert call("post", "/api/token").status_code == 401
-    assert client.post("/login", data={"username": "alice"}).status_code == 200
+    login(client)
     assert call("post", "/api/token", json={"scopes": ["reports:read"]}).status_code == 200
     assert call("post", "/api/token", headers={"Origin": "https://evil.example"}).status_code == 403
     assert call("get", "/api/me").status_code == 200
@@ -192,13 +191,12 @@ def test_real_responses_of_every_route_match_the_document(app: Flask, client: An
     assert call("delete", "/api/tokens", headers=auth(manager)).status_code == 401
     assert call("get", "/api/openapi.json").status_code == 200
 
-    basic = {"Authorization": "Basic " + base64.b64encode(b"alice:pw-correct").decode()}
-    jwt = call("post", "/api/user-token", headers=basic)
+    jwt = call("post", "/api/user-token", headers=basic())
     assert jwt.status_code == 201
     assert call("post", "/api/user-token").status_code == 401
     query = "/api/user-token?token=" + jwt.json["user-token"]
-    assert call("get", query, "/api/user-token", headers=basic).status_code == 200
-    assert call("get", "/api/user-token?token=nonsense", "/api/user-token", headers=basic).status_code == 400
+    assert call("get", query, "/api/user-token", headers=basic()).status_code == 200
+    assert call("get", "/api/user-token?token=nonsense", "/api/user-token", headers=basic()).status_code == 400
     provider = "/api/authenticate/{provider}"
     body = {"email": "alice@example.com", "info": {"accessToken": "x"}}
     assert call("post", "/api/authenticate/nowhere", provider, json=body).status_code == 404
@@ -238,7 +236,7 @@ def test_the_ldap_route_is_documented_when_configured(make_app: Callable[..., Fl
 
 def authorization_code(client: Any, client_id: str) -> str:
     """Alice approves ``client_id`` on the consent page; the code from the redirect."""
-    assert client.post("/login", data={"username": "alice"}).status_code == 200
+    login(client)
     query = urlencode({"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT_URI,
                        "scope": "reports:read", "state": "s"})
     page = client.get("/oauth/authorize?" + query)
@@ -262,10 +260,10 @@ def test_real_oauth2_responses_match_the_document(app: Flask, client: Any, user:
 
     made = clients.create_client(name="Reports", public=False, scopes=["reports:read"], redirect_uris=[REDIRECT_URI])
     client_id, secret = made.client.client_id, made.client_secret
-    basic = {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
+    client_basic = basic(client_id, secret)
     code = authorization_code(client, client_id)
 
-    issued = call("post", "/oauth/token", headers=basic,
+    issued = call("post", "/oauth/token", headers=client_basic,
                   data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI})
     assert issued.status_code == 200, issued.json
     assert issued.json["token_type"] == "Bearer" and issued.json["scope"] == "reports:read"
@@ -274,35 +272,36 @@ def test_real_oauth2_responses_match_the_document(app: Flask, client: Any, user:
                                                    "client_secret": secret,
                                                    "refresh_token": issued.json["refresh_token"]})
     assert refreshed.status_code == 200 and refreshed.json["refresh_token"] != issued.json["refresh_token"]
-    assert call("post", "/oauth/token", headers=basic, data={"grant_type": "password"}).json["error"] == \
+    assert call("post", "/oauth/token", headers=client_basic, data={"grant_type": "password"}).json["error"] == \
         "unsupported_grant_type"
-    stranger = {"Authorization": "Basic " + base64.b64encode(b"nobody:nothing").decode()}
+    stranger = basic("nobody", "nothing")
     refused = call("post", "/oauth/token", headers=stranger, data={"grant_type": "authorization_code", "code": "x"})
     assert refused.status_code == 401 and refused.json["error"] == "invalid_client"
     big = call("post", "/oauth/token", data={"grant_type": "x" * 70000})
     assert big.status_code == 413 and "message" in big.json
 
     access = refreshed.json["access_token"]
-    active = call("post", "/oauth/introspect", headers=basic, data={"token": access})
+    active = call("post", "/oauth/introspect", headers=client_basic, data={"token": access})
     assert active.status_code == 200
     assert active.json["active"] is True and active.json["client_id"] == client_id
     assert active.json["token_type"] == "Bearer" and active.json["username"] == "alice"
-    unknown = call("post", "/oauth/introspect", headers=basic, data={"token": "apo_nonsense"})
+    unknown = call("post", "/oauth/introspect", headers=client_basic, data={"token": "apo_nonsense"})
     assert unknown.status_code == 200 and unknown.json == {"active": False}
-    assert call("post", "/oauth/introspect", headers=basic, data={}).json["error"] == "invalid_request"
+    assert call("post", "/oauth/introspect", headers=client_basic, data={}).json["error"] == "invalid_request"
     assert call("post", "/oauth/introspect", data={"token": access}).status_code == 401
 
-    revoked = call("post", "/oauth/revoke", headers=basic, data={"token": access, "token_type_hint": "access_token"})
+    revoked = call("post", "/oauth/revoke", headers=client_basic,
+                   data={"token": access, "token_type_hint": "access_token"})
     assert revoked.status_code == 200 and revoked.json == {}
-    assert client.post("/oauth/introspect", headers=basic, data={"token": access}).json == {"active": False}
-    assert call("post", "/oauth/revoke", headers=basic, data={"token": "apo_nonsense"}).status_code == 200
-    hint = call("post", "/oauth/revoke", headers=basic, data={"token": access, "token_type_hint": "cookie"})
+    assert client.post("/oauth/introspect", headers=client_basic, data={"token": access}).json == {"active": False}
+    assert call("post", "/oauth/revoke", headers=client_basic, data={"token": "apo_nonsense"}).status_code == 200
+    hint = call("post", "/oauth/revoke", headers=client_basic, data={"token": access, "token_type_hint": "cookie"})
     assert hint.status_code == 400 and hint.json["error"] == "unsupported_token_type"  # RFC 7009 2.2.1
     unauthenticated = call("post", "/oauth/revoke", data={"token": access, "client_id": "nobody"})
     assert unauthenticated.status_code == 400 and unauthenticated.json["error"] == "invalid_client"  # no Basic
     assert "WWW-Authenticate" in call("post", "/oauth/revoke", headers=stranger, data={"token": access}).headers
     # Last: a replayed code revokes every token it led to.
-    replayed = call("post", "/oauth/token", headers=basic,
+    replayed = call("post", "/oauth/token", headers=client_basic,
                     data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI})
     assert replayed.status_code == 400 and replayed.json["error"] == "invalid_grant"
 
@@ -322,8 +321,7 @@ def test_a_client_id_with_a_nul_is_an_oauth_error_not_a_crash(app: Flask, client
     response = client.post(path, data=form)
     check(doc, path, "post", response)
     assert response.status_code == 400 and response.json["error"] == "invalid_client"
-    basic = {"Authorization": "Basic " + base64.b64encode(b"a\x00:b").decode()}
     response = client.post(path, data={"grant_type": "refresh_token", "refresh_token": "x", "token": "x"},
-                           headers=basic)
+                           headers=basic("a\x00", "b"))
     check(doc, path, "post", response)
     assert response.status_code == 401 and response.json["error"] == "invalid_client"

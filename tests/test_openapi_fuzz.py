@@ -11,7 +11,6 @@ fuzzed past client authentication too."""
 
 from __future__ import annotations
 
-import base64
 import collections
 import itertools
 import os
@@ -22,7 +21,7 @@ import pytest
 from flask import Flask
 
 from tests import hostapp
-from tests.conftest import need_module
+from tests.helpers import basic, login, need_module
 
 schemathesis = need_module("schemathesis")
 from hypothesis import HealthCheck, settings  # noqa: E402
@@ -48,8 +47,7 @@ def fuzz_app(make_app: Callable[..., Flask]) -> Iterator[Flask]:
         hostapp.make_user("alice", organization="Acme")
         made = clients.create_client(name="Fuzzed", public=False, scopes=["reports:read"],
                                      redirect_uris=["http://127.0.0.1:9/callback"])
-        app.config["FUZZ_CLIENT_BASIC"] = "Basic " + base64.b64encode(
-            f"{made.client.client_id}:{made.client_secret}".encode()).decode()
+        app.config["FUZZ_CLIENT_BASIC"] = basic(made.client.client_id, made.client_secret)["Authorization"]
     assert app.test_client().get("/api/openapi.json").json == DOCUMENT
     yield app
 
@@ -58,7 +56,7 @@ def fuzz_app(make_app: Callable[..., Flask]) -> Iterator[Flask]:
 def credentials(fuzz_app: Flask) -> Callable[[], dict[str, str]]:
     """Headers for the next case, cycling through the ways of presenting a credential."""
     client = fuzz_app.test_client()
-    assert client.post("/login", data={"username": "alice"}).status_code == 200
+    login(client)
     cookie = client.get_cookie("session")
     assert cookie is not None
     modes = itertools.cycle(["token", "bearer", "session", "none"])

@@ -25,7 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, deferred, m
 from werkzeug.local import LocalProxy
 
 from flask_apitokens import APITokens, token_required
-from tests.conftest import auth
+from tests.helpers import auth
 
 
 def real_user() -> Any:

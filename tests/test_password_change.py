@@ -4,7 +4,6 @@ same transaction as the host's new password."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +17,7 @@ from flask_apitokens.oauth2 import clients as oauth2_clients
 from flask_apitokens.oauth2 import grants_store
 from flask_apitokens.service import KEY, OAUTH2, REFRESH
 from tests import hostapp
-from tests.conftest import auth, token_rows
+from tests.helpers import auth, basic, login, token_rows
 
 
 def with_password_route(app: Flask) -> Flask:
@@ -47,8 +46,7 @@ def with_password_route(app: Flask) -> Flask:
 
 def credentials_of(app: Flask, client: Any, user: Any) -> dict[str, str]:
     service = app.extensions["apitokens"].service
-    basic = base64.b64encode(f"{user.username}:pw-correct".encode()).decode()
-    jwt = client.post("/api/user-token", headers={"Authorization": f"Basic {basic}"}).json["user-token"]
+    jwt = client.post("/api/user-token", headers=basic(user.username)).json["user-token"]
     return {
         "token": service.issue(user, via="cli").token,
         "oauth2": service.issue(user, via="oauth2", kind=OAUTH2).token,
@@ -82,7 +80,7 @@ def test_a_new_password_revokes_every_credential_with_the_change(on_app: Flask) 
     def revoked(sender: Flask, **payload: Any) -> None:
         heard.append(payload)
 
-    assert client.post("/login", data={"username": "alice"}).status_code == 200
+    login(client)
     with signals.token_revoked.connected_to(revoked, on_app):
         assert client.post("/account/password", data={"new": "a new one"}).status_code == 200
     other = on_app.test_client()
@@ -104,7 +102,7 @@ def test_a_change_rolled_back_revokes_nothing(on_app: Flask) -> None:
     alice = hostapp.make_user("alice")
     token = on_app.extensions["apitokens"].service.issue(alice, via="cli").token
     heard: list[Any] = []
-    assert client.post("/login", data={"username": "alice"}).status_code == 200
+    login(client)
     with signals.token_revoked.connected_to(lambda sender, **kw: heard.append(kw), on_app):
         assert client.post("/account/password", data={"new": "x", "fail": "1"}).status_code == 500
     assert works(on_app.test_client(), "token", token)
@@ -116,14 +114,14 @@ def test_other_changes_and_the_setting_off_revoke_nothing(on_app: Flask, make_ap
     client = on_app.test_client()
     alice = hostapp.make_user("alice")
     token = on_app.extensions["apitokens"].service.issue(alice, via="cli").token
-    assert client.post("/login", data={"username": "alice"}).status_code == 200
+    login(client)
     assert client.post("/account/email", data={"email": "alice@new.example"}).status_code == 200
     assert works(on_app.test_client(), "token", token)
 
     off = with_password_route(make_app())
     with off.app_context():
         off_client = off.test_client()
-        assert off_client.post("/login", data={"username": "alice"}).status_code == 200
+        login(off_client)
         assert off_client.post("/account/password", data={"new": "another"}).status_code == 200
         assert works(off.test_client(), "token", token)
         assert [row.revoked_at for row in token_rows(off)] == [None]

@@ -9,7 +9,6 @@ also runs through it.)"""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,7 +18,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from tests import hostapp
-from tests.conftest import auth, resolve_database_url, token_rows
+from tests.helpers import auth, basic, bearer, resolve_database_url, token_rows
 from tests.oauth2_server import Served, serve
 
 pytestmark = pytest.mark.postgres
@@ -64,7 +63,6 @@ def test_issuing_listing_and_revoking_with_two_apps_taking_turns(two_apps: tuple
                                                                pgbouncer: Any) -> None:
     a, b = two_apps
     clients = [a.test_client(), b.test_client()]
-    basic = {"Authorization": "Basic " + base64.b64encode(b"alice:pw-correct").decode()}
     answers: list[Any] = []
     issued: list[str] = []
     for i in range(ROUNDS // 2):
@@ -77,7 +75,7 @@ def test_issuing_listing_and_revoking_with_two_apps_taking_turns(two_apps: tuple
         token = made.json["token"]
         issued.append(token)
         answers.append(other.get("/api/tokens", headers=auth(token)))
-        answers.append(client.post("/api/user-token", headers=basic))
+        answers.append(client.post("/api/user-token", headers=basic()))
         answers.append(other.delete(f"/api/tokens/{token.split(':')[0][-12:]}", headers=auth(token)))
     assert [a.status_code for a in answers if a.status_code >= 300] == [], (
         [a.get_data(as_text=True)[:300] for a in answers if a.status_code >= 300][:3], pgbouncer.log())
@@ -108,7 +106,7 @@ def test_the_oauth2_server_with_another_app_taking_turns(served: Served, two_app
     failures: list[str] = []
     for _ in range(12):
         token = session.refresh_token(served.url + "/oauth/token", refresh_token=token["refresh_token"])
-        seen = requests.get(served.url + "/reports", headers={"Authorization": f"Bearer {token['access_token']}"},
+        seen = requests.get(served.url + "/reports", headers=bearer(token["access_token"]),
                             timeout=10)
         looked = requests.post(served.url + "/oauth/introspect", data={"token": token["access_token"]},
                                auth=(client.client_id, secret), timeout=10)
@@ -121,7 +119,7 @@ def test_the_oauth2_server_with_another_app_taking_turns(served: Served, two_app
     revoked = requests.post(served.url + "/oauth/revoke", data={"token": token["refresh_token"]},
                             auth=(client.client_id, secret), timeout=10)
     assert revoked.status_code == 200
-    assert requests.get(served.url + "/reports", headers={"Authorization": f"Bearer {token['access_token']}"},
+    assert requests.get(served.url + "/reports", headers=bearer(token["access_token"]),
                         timeout=10).status_code == 401
 
 
@@ -136,7 +134,7 @@ def test_prepared_statements_only_when_talking_to_postgresql_itself(through: str
     (they save the server a parse and plan per check); through PgBouncer
     (another port than the server's), it and the extension's ORM statements
     run unprepared."""
-    from tests.conftest import POSTGRES_URL
+    from tests.helpers import POSTGRES_URL
 
     app = hostapp.create_app(POSTGRES_URL if through == "postgresql" else pgbouncer.url)
     with app.app_context():

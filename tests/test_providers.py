@@ -21,7 +21,7 @@ from werkzeug.serving import make_server
 from flask_apitokens import signals
 from flask_apitokens.providers import load_providers
 from tests import hostapp
-from tests.conftest import auth, need, token_rows
+from tests.helpers import auth, need, token_rows
 from tests.provider_server import Account, ProviderServer, closed_port
 
 DAY = 86400

@@ -19,7 +19,7 @@ from flask import Flask
 
 from flask_apitokens.models import utcnow
 from tests import hostapp
-from tests.conftest import token_rows
+from tests.helpers import cli, token_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = 50_000
@@ -70,11 +70,11 @@ def test_a_large_table_is_purged_in_batches(app: Flask, user: Any) -> None:
 
 def test_the_command_prints_counts_when_not_a_terminal(app: Flask, user: Any) -> None:
     fill(app, user, expired=2500, live=10)
-    result = app.test_cli_runner().invoke(args=["apitokens", "purge-expired", "--batch-size", "1000"])
+    result = cli(app, "purge-expired", "--batch-size", "1000")
     assert result.exit_code == 0, result.output
     assert result.output == "purged: 2500  expiring-soon warnings sent: 0\n"
     assert count(app) == 10
-    assert app.test_cli_runner().invoke(args=["apitokens", "purge-expired", "--batch-size", "0"]).exit_code == 2
+    assert cli(app, "purge-expired", "--batch-size", "0").exit_code == 2
 
 
 def test_the_command_shows_progress_on_a_terminal(tmp_path: Path) -> None:

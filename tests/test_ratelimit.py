@@ -3,7 +3,6 @@ body and Retry-After, RATELIMIT_ENABLED, Redis shared by two app instances."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -13,9 +12,8 @@ from flask import Flask
 
 from flask_apitokens.ratelimit import BASIC, account_name
 from tests import hostapp
-from tests.conftest import need, need_module, token_rows
+from tests.helpers import basic, need_redis, token_rows
 
-REDIS_URL = os.environ.get("APITOKENS_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
 USERPASS = "/api/authenticate/userpass"
 
 
@@ -106,7 +104,7 @@ def test_account_names_come_from_the_named_field_or_basic(app: Flask) -> None:
         first = account_name("username")
     with app.test_request_context("/", method="POST", json={"username": "ALICE"}):
         assert account_name("username") == first
-    with app.test_request_context("/", headers={"Authorization": "Basic YWxpY2U6cHc="}):  # alice:pw
+    with app.test_request_context("/", headers=basic("alice", "pw")):
         assert account_name(BASIC) == first
     with app.test_request_context("/", headers={"Authorization": "token abc"}):
         assert account_name(BASIC) is None
@@ -137,12 +135,7 @@ def test_the_hosts_own_limiter_is_left_alone(make_app: Callable[..., Flask]) -> 
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    redis = need_module("redis")
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except redis.RedisError:
-        need(f"run Redis at {REDIS_URL} (or set APITOKENS_TEST_REDIS_URL) for the shared rate-limit test")
-    yield REDIS_URL
+    yield need_redis("for the shared rate-limit test")
 
 
 def test_redis_storage_is_shared_by_two_app_instances(make_app: Callable[..., Flask], redis_url: str) -> None:
@@ -226,7 +219,7 @@ def test_host_requests_run_no_hook_of_the_extension(make_app: Callable[..., Flas
 CREDENTIAL_ROUTES = {
     "ldap": ("POST", "/api/authenticate/ldap", {"json": {"username": "alice", "password": "x"}}),
     "provider": ("POST", "/api/authenticate/github", {"json": {"access_token": "gho_x"}}),
-    "user-token": ("POST", "/api/user-token", {"headers": {"Authorization": "Basic YWxpY2U6d3Jvbmc="}}),
+    "user-token": ("POST", "/api/user-token", {"headers": basic("alice", "wrong")}),
     "user-token info": ("GET", "/api/user-token?token=x", {}),
     "oauth2 token": ("POST", "/oauth/token", {"data": {"grant_type": "authorization_code", "code": "x",
                                                       "client_id": "nobody"}}),

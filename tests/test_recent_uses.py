@@ -3,7 +3,6 @@ page, the 5 most recent distinct addresses, written only with last-used."""
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
@@ -13,8 +12,7 @@ from flask import Flask
 
 from flask_apitokens.models import utcnow
 from tests import hostapp
-from tests.conftest import auth, token_rows
-from tests.test_leaks import counted_queries
+from tests.helpers import auth, basic, counted_queries, login, token_rows
 
 ISO = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -28,7 +26,7 @@ def use(client: Any, token: str, ip: str, agent: str | None = None) -> None:
 def listed(app: Flask, username: str = "alice") -> list[dict[str, Any]]:
     """``GET /api/tokens`` with a session cookie (a token would be a use itself)."""
     client = app.test_client()
-    assert client.post("/login", data={"username": username}).status_code == 200
+    login(client, username)
     response = client.get("/api/tokens")
     assert response.status_code == 200
     return response.json["tokens"]  # type: ignore[no-any-return]
@@ -133,7 +131,7 @@ def test_the_token_page_shows_recent_uses(make_app: Callable[..., Flask]) -> Non
         token = app.extensions["apitokens"].service.issue(alice, via="cli", name="deploy").token
         use(client, token, "203.0.113.5", "deploy-bot/1.2 <script>")
         use(client, token, "203.0.113.6", "curl/8.5")
-        assert client.post("/login", data={"username": "alice"}).status_code == 200
+        login(client)
         page = client.get("/tokens").get_data(as_text=True)
     uses = page[page.index('aria-label="Recent addresses"'):]
     uses = uses[:uses.index("</ul>")]
@@ -149,8 +147,7 @@ def test_every_kind_records_its_uses(make_app: Callable[..., Flask]) -> None:
         alice = hostapp.make_user("alice")
         service = app.extensions["apitokens"].service
         access = service.issue(alice, via="oauth2", kind="oauth2").token
-        basic = base64.b64encode(b"alice:pw-correct").decode()
-        jwt = client.post("/api/user-token", headers={"Authorization": f"Basic {basic}"}).json["user-token"]
+        jwt = client.post("/api/user-token", headers=basic()).json["user-token"]
         for credential, ip in ((access, "192.0.2.10"), (jwt, "192.0.2.11")):
             response = client.get("/plain", headers={**auth(credential, "Bearer"), "User-Agent": "app/1"},
                                   environ_base={"REMOTE_ADDR": ip})

@@ -10,13 +10,9 @@ import pytest
 from flask import Flask
 
 from tests import hostapp
-from tests.conftest import auth, token_rows
+from tests.helpers import auth, basic, login, token_rows
 
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-
-
-def login(client: Any, username: str = "alice") -> None:
-    assert client.post("/login", data={"username": username}).status_code == 200
 
 
 # -- POST /api/token -------------------------------------------------------------
@@ -374,13 +370,12 @@ def test_max_body_size_is_honoured_on_every_route_with_a_body(make_app: Callable
     app = make_app(APITOKENS_MAX_BODY_SIZE=200, RATELIMIT_ENABLED=False, LDAP_HOST="127.0.0.1", LDAP_PORT=9,
                    LDAP_BASE_DN="dc=example,dc=org",
                    APITOKENS_OAUTH_PROVIDERS={"github": {"api_base_url": "http://127.0.0.1:9/"}})
-    basic = {"Authorization": "Basic YWxpY2U6cHctY29ycmVjdA=="}  # alice:pw-correct, for /api/user-token
     with app.app_context():
         hostapp.make_user("alice")
         client = app.test_client()
-        response = client.post(path, json={"username": "alice", "padding": "x" * 300}, headers=basic)
+        response = client.post(path, json={"username": "alice", "padding": "x" * 300}, headers=basic())
         assert response.status_code == 413, response.get_data(as_text=True)
         assert response.json["error"] == "payload_too_large"
         assert token_rows(app) == []
-        small = client.post(path, json={"username": "alice", "padding": "x" * 100}, headers=basic)
+        small = client.post(path, json={"username": "alice", "padding": "x" * 100}, headers=basic())
         assert small.status_code != 413

@@ -21,7 +21,7 @@ from werkzeug.serving import make_server
 
 from flask_apitokens import crypto, secret_scanning, signals
 from tests import hostapp
-from tests.conftest import auth, token_rows
+from tests.helpers import auth, token_rows
 
 ROUTE = "/api/secret-scanning"
 

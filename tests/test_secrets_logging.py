@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 
 from tests import hostapp
-from tests.conftest import auth
+from tests.helpers import auth
 
 PASSWORD = "pw-correct"
 

@@ -14,7 +14,7 @@ from flask import Flask
 from flask_apitokens import errors, signals
 from flask_apitokens.models import utcnow
 from tests import hostapp
-from tests.conftest import auth, token_rows
+from tests.helpers import auth, token_rows
 
 
 def service(app: Flask) -> Any:

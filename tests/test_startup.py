@@ -14,7 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from flask_apitokens import APITokens, token_required
 from tests import hostapp
-from tests.conftest import auth
+from tests.helpers import auth
 
 KEY = "a secret key of the tests, long enough"
 

@@ -4,7 +4,6 @@ tokens and API keys do not count."""
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import threading
 from collections.abc import Callable, Iterator
@@ -17,7 +16,7 @@ from flask import Flask
 from flask_apitokens.models import utcnow
 from flask_apitokens.service import KEY
 from tests import hostapp
-from tests.conftest import auth, token_rows
+from tests.helpers import auth, basic, cli, login, token_rows
 from tests.ldap_server import USER_PASSWORD, Slapd, slapd  # noqa: F401  (fixture)
 from tests.oauth2_server import authorize, oauth_session, serve
 from tests.provider_server import ProviderServer
@@ -32,10 +31,6 @@ MESSAGE = "You may have at most 2 live tokens: revoke one first."
 def assert_too_many(response: Any) -> None:
     assert response.status_code == 409, response.get_json()
     assert response.get_json() == {"error": "too_many_tokens", "message": MESSAGE}
-
-
-def basic(login: str = "alice", password: str = "pw-correct") -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode()}
 
 
 @pytest.fixture
@@ -65,7 +60,7 @@ ISSUERS: dict[str, Callable[[Any], Any]] = {
 @pytest.mark.parametrize("method", list(ISSUERS))
 def test_each_password_and_session_route_stops_at_the_cap(capped: Flask, method: str) -> None:
     client = capped.test_client()
-    assert client.post("/login", data={"username": "alice"}).status_code == 200
+    login(client)
     for _ in range(CAP):
         assert ISSUERS[method](client).status_code in (200, 201)
     assert_too_many(ISSUERS[method](client))
@@ -81,10 +76,10 @@ def test_the_page_and_the_cli_stop_at_the_cap(capped: Flask) -> None:
     alice = hostapp.db.session.get(hostapp.User, 1)
     for _ in range(CAP):
         service.issue(alice, via="cli")
-    result = capped.test_cli_runner().invoke(args=["apitokens", "create-token", "--user", "alice", "--json"])
+    result = cli(capped, "create-token", "--user", "alice", "--json")
     assert result.exit_code != 0 and "at most 2 live tokens" in result.output
     client = capped.test_client()
-    assert client.post("/login", data={"username": "alice"}).status_code == 200
+    login(client)
     response = create_token(client, name="third")
     assert response.status_code == 409
     assert "at most 2 live tokens" in response.get_data(as_text=True)

@@ -19,7 +19,7 @@ from flask_apitokens import APITokens
 from flask_apitokens.models import utcnow
 from flask_apitokens.oauth2 import clients as oauth2_clients
 from tests import hostapp
-from tests.conftest import auth, token_rows
+from tests.helpers import auth, token_rows
 from tests.oauth2_server import OTHER_REDIRECT_URI, REDIRECT_URI, consent_form, query_of
 
 DAY = 86400
@@ -825,16 +825,17 @@ def test_admin_deletes_a_client_after_confirming_and_its_tokens_stop(page_app: F
     assert refused.status_code == 400
     assert oauth2_clients.get_client(viewer.client_id) is not None
 
-    done = client.post(f"/tokens/clients/{viewer.client_id}/delete", data={"csrf_token": csrf_token(html, form="")})
+    client_id = viewer.client_id  # read now: the request deletes the row in a session of its own
+    done = client.post(f"/tokens/clients/{client_id}/delete", data={"csrf_token": csrf_token(html, form="")})
     assert done.status_code == 302 and done.headers["Location"] == "/tokens"
     page_app.extensions["apitokens"].db.session.expire_all()
-    assert oauth2_clients.get_client(viewer.client_id) is None
+    assert oauth2_clients.get_client(client_id) is None
     assert page_app.test_client().get("/reports", headers=bearer(tokens["access_token"])).status_code == 401
-    assert refresh(page_app, viewer.client_id, secret, tokens["refresh_token"]).status_code in (400, 401)
+    assert refresh(page_app, client_id, secret, tokens["refresh_token"]).status_code in (400, 401)
     assert all(row.revoked_at is not None for row in token_rows(page_app))
     after = client.get("/tokens").get_data(as_text=True)
-    assert "was deleted" in after and f'data-client-id="{viewer.client_id}"' not in after
-    assert client.get(f"/tokens/clients/{viewer.client_id}/delete").status_code == 404
+    assert "was deleted" in after and f'data-client-id="{client_id}"' not in after
+    assert client.get(f"/tokens/clients/{client_id}/delete").status_code == 404
 
 
 def test_non_admin_cannot_see_or_manage_oauth2_clients(page_app: Flask, alice: hostapp.User,

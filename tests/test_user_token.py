@@ -15,7 +15,7 @@ from flask import Flask
 from joserfc import jwt
 from joserfc.jwk import OctKey, RSAKey
 
-from tests.conftest import auth, token_rows
+from tests.helpers import auth, token_rows
 from tests.hostapp import db, make_user
 
 PASSWORD = "pw-correct"
