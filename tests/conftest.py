@@ -11,8 +11,10 @@ import pytest
 from flask import Flask
 
 from tests import hostapp
+from tests.browser import launched_chromium
 from tests.helpers import AppContextPerRequestClient, database_urls, resolve_database_url
 from tests.pgbouncer_server import start_pgbouncer
+from tests.provider_server import ProviderServer
 
 
 @pytest.fixture(params=database_urls())
@@ -28,6 +30,21 @@ def pgbouncer() -> Iterator[Any]:
         yield bouncer
     finally:
         bouncer.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium (tests/browser.py), one per test module."""
+    with launched_chromium() as chromium:
+        yield chromium
+
+
+@pytest.fixture(scope="session")
+def provider_server() -> Iterator[ProviderServer]:
+    """The stand-in for GitHub's, GitLab's and an OIDC provider's API (tests/provider_server.py)."""
+    server = ProviderServer().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

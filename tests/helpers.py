@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import importlib
 import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -151,3 +152,25 @@ def host_request_loader(answer: Callable[[str], Any]) -> Iterator[list[str]]:
         yield shown
     finally:
         hostapp.login_manager._request_callback = previous
+
+
+# -- steps on the token page ------------------------------------------------------------------------
+def csrf_token(html: str, form: str = "token") -> str:
+    """The CSRF token of the page's ``form`` (``""``: the page-wide one)."""
+    field = f"{form}-csrf_token" if form else "csrf_token"
+    found = re.search(rf'name="{re.escape(field)}" type="hidden" value="([^"]+)"', html)
+    assert found, f"no {field} in the page"
+    return found.group(1)
+
+
+def page_csrf(client: Any, form: str = "token") -> str:
+    response = client.get("/tokens")
+    assert response.status_code == 200
+    return csrf_token(response.get_data(as_text=True), form)
+
+
+def create_token(client: Any, **fields: Any) -> Any:
+    """Submit the page's new-token form (name "laptop", 30 days, unless ``fields`` say otherwise)."""
+    data = {"token-csrf_token": page_csrf(client), "token-name": "laptop", "token-expires_in_days": "30"}
+    data.update({f"token-{key}": value for key, value in fields.items()})
+    return client.post("/tokens/create", data=data)

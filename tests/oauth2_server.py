@@ -18,6 +18,8 @@ from authlib.integrations.requests_client import OAuth2Session
 from flask import Flask
 from werkzeug.serving import make_server
 
+from flask_apitokens.oauth2 import clients
+
 REDIRECT_URI = "http://127.0.0.1:9/callback"
 OTHER_REDIRECT_URI = "http://127.0.0.1:9/other"
 
@@ -87,3 +89,18 @@ def authorize(served: Served, browser: requests.Session, session: OAuth2Session,
 
 def query_of(location: str) -> dict[str, str]:
     return {key: values[0] for key, values in parse_qs(urlsplit(location).query).items()}
+
+
+def register(public: bool = True, scopes: tuple[str, ...] = ("reports:read",), **options: Any) -> tuple[Any, Any]:
+    """A client of the tests' host: (client row, secret or None)."""
+    made = clients.create_client(name=options.pop("name", "Report Viewer"), public=public, scopes=list(scopes),
+                                 redirect_uris=options.pop("redirect_uris", [REDIRECT_URI, OTHER_REDIRECT_URI]))
+    return made.client, made.client_secret
+
+
+def full_flow(served: Served, client: Any, secret: str | None = None, scope: str = "reports:read") -> tuple[Any, Any]:
+    """Log in, approve, exchange the code with PKCE: (the client's session, its token)."""
+    session = oauth_session(client, secret, scope=scope)
+    location, _, verifier = authorize(served, served.login(), session)
+    token = session.fetch_token(served.url + "/oauth/token", authorization_response=location, code_verifier=verifier)
+    return session, token

@@ -338,3 +338,24 @@ def closed_port() -> int:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
+
+#: An account with verified and unverified addresses.
+OCTO = Account(1001, "octocat", [("octo@example.net", True), ("octo@old.example", False),
+                                 ("octo@work.example", True)], name="The Octocat")
+
+
+def providers_config(url: str) -> dict[str, Any]:
+    """APITOKENS_OAUTH_PROVIDERS naming every kind this server speaks, at ``url``."""
+    return {
+        "github": {"api_base_url": url + "github/"},
+        "gitlab": {"api_base_url": url + "gitlab"},  # the instance's address: /api/v4/ is added
+        "google": {"userinfo_endpoint": url + "oidc/userinfo"},
+        "corp": {"server_metadata_url": url + "oidc/.well-known/openid-configuration"},
+        "ghe": {"kind": "github", "api_base_url": url + "ghe/api/v3"},
+    }
+
+
+def exchange(client: Any, provider: str, token: str, email: str, **extra: Any) -> Any:
+    """POST the provider exchange of the tests' host."""
+    return client.post(f"/api/authenticate/{provider}", json={"email": email, "info": {"accessToken": token},
+                                                                **extra})

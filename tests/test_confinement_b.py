@@ -25,8 +25,7 @@ from tests import hostapp
 from tests.helpers import auth, basic, login, token_rows
 from tests.ldap_server import Slapd, slapd  # noqa: F401  (fixture)
 from tests.oauth2_server import REDIRECT_URI, Served, authorize, oauth_session, serve
-from tests.provider_server import OTHER_APP, SITE_APP, ProviderServer
-from tests.test_providers import OCTO, exchange, provider_server, providers_config  # noqa: F401
+from tests.provider_server import OCTO, OTHER_APP, SITE_APP, ProviderServer, exchange, providers_config
 
 
 @pytest.fixture(autouse=True)
@@ -407,7 +406,7 @@ def test_basic_routes_share_the_account_budget(make_app: Callable[..., Flask]) -
 
 # -- 11: a provider's token must have been issued to this site's app ----------------------------
 @pytest.fixture
-def fake(provider_server: ProviderServer) -> Iterator[ProviderServer]:  # noqa: F811
+def fake(provider_server: ProviderServer) -> Iterator[ProviderServer]:
     provider_server.reset()
     yield provider_server
     provider_server.reset()

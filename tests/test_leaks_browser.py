@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import requests
 
+from tests.browser import DOCS_STATIC, USER, USER_PASSWORD, log_in, row_for
 from tests.oauth2_server import Served, serve
-from tests.test_ui_browser import DOCS_STATIC, USER, USER_PASSWORD, browser, log_in, row_for  # noqa: F401
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from authlib.common.security import generate_token
 from authlib.integrations.base_client import OAuthError
 from flask import Flask
 
-from flask_apitokens.oauth2 import clients, grants_store
+from flask_apitokens.oauth2 import grants_store
 from tests import hostapp
 from tests.helpers import token_rows
 from tests.oauth2_server import (
@@ -23,8 +23,10 @@ from tests.oauth2_server import (
     Served,
     answer_consent,
     authorize,
+    full_flow,
     oauth_session,
     query_of,
+    register,
     serve,
 )
 
@@ -45,25 +47,12 @@ def served(make_app: Callable[..., Flask]) -> Iterator[Served]:
         yield running
 
 
-def register(public: bool = True, scopes: tuple[str, ...] = ("reports:read",), **options: Any) -> tuple[Any, Any]:
-    made = clients.create_client(name=options.pop("name", "Report Viewer"), public=public, scopes=list(scopes),
-                                 redirect_uris=options.pop("redirect_uris", [REDIRECT_URI, OTHER_REDIRECT_URI]))
-    return made.client, made.client_secret
-
-
 def rows_by_kind(app: Flask, kind: str) -> list[Any]:
     return [row for row in token_rows(app) if row.kind == kind]
 
 
 def bearer(served: Served, token: str) -> requests.Response:
     return requests.get(served.url + "/reports", headers={"Authorization": f"Bearer {token}"}, timeout=10)
-
-
-def full_flow(served: Served, client: Any, secret: str | None = None, scope: str = "reports:read") -> tuple[Any, Any]:
-    session = oauth_session(client, secret, scope=scope)
-    location, state, verifier = authorize(served, served.login(), session)
-    token = session.fetch_token(served.url + "/oauth/token", authorization_response=location, code_verifier=verifier)
-    return session, token
 
 
 def remembered_consent(served: Served, browser: requests.Session, session: Any, **params: Any) -> tuple[str, str]:

@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import jsonschema_rs
 import pytest
 from flask import Flask
 
@@ -17,16 +16,10 @@ from flask_apitokens.openapi_document import openapi_path
 from tests import hostapp
 from tests.helpers import auth, basic, login, need_module
 from tests.oauth2_server import REDIRECT_URI, consent_form
+from tests.openapi_check import check, document
 
 #: The OAuth2 server's JSON routes; /oauth/authorize (HTML and redirects) is left out on purpose.
 OAUTH2_JSON_PATHS = ("/oauth/token", "/oauth/revoke", "/oauth/introspect", "/.well-known/oauth-authorization-server")
-
-
-def document(client: Any, prefix: str = "/api") -> dict[str, Any]:
-    response = client.get(f"{prefix}/openapi.json")
-    assert response.status_code == 200
-    assert response.is_json
-    return response.json  # type: ignore[no-any-return]
 
 
 def api_rules(app: Flask) -> set[tuple[str, str]]:
@@ -54,31 +47,6 @@ def oauth2_answered_methods(app: Flask) -> set[tuple[str, str]]:
     client = app.test_client()
     return {(path, method.lower()) for path in OAUTH2_JSON_PATHS for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
             if client.open(path, method=method).status_code != 405}
-
-
-def node_pointer(ref: str) -> list[str]:
-    return [part.replace("~1", "/").replace("~0", "~") for part in ref.removeprefix("#/").split("/")]
-
-
-def check(doc: dict[str, Any], path: str, method: str, response: Any) -> None:
-    """``response`` (a test client response to ``method path``) is one the document allows."""
-    operation = doc["paths"][path][method]
-    assert str(response.status_code) in operation["responses"], (path, method, response.status_code, response.json)
-    declared = operation["responses"][str(response.status_code)]
-    if "$ref" in declared:
-        pointer = node_pointer(declared["$ref"])
-        declared = doc
-        for part in pointer:
-            declared = declared[part]
-    assert response.mimetype == "application/json"
-    schema = declared["content"]["application/json"]["schema"]
-    validator = jsonschema_rs.Draft202012Validator({**schema, "components": doc["components"]})
-    errors = [error.message for error in validator.iter_errors(response.json)]
-    assert not errors, (path, method, response.status_code, errors)
-    for header, declaration in declared.get("headers", {}).items():
-        # Declared headers are checked unless explicitly not always sent ("required": false).
-        if declaration.get("required", True):
-            assert header in response.headers, (path, method, header)
 
 
 def test_every_api_rule_is_documented_with_its_methods(app: Flask, client: Any) -> None:

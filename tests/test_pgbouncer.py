@@ -98,7 +98,7 @@ def test_the_oauth2_server_with_another_app_taking_turns(served: Served, two_app
                                                         pgbouncer: Any) -> None:
     """Code, then refresh after refresh (each rotates), introspection and the
     protected view; between each, the other app issues and checks a token."""
-    from tests.test_oauth2_server import full_flow, register
+    from tests.oauth2_server import full_flow, register
 
     client, secret = register(public=False)
     session, token = full_flow(served, client, secret)

@@ -22,20 +22,11 @@ from flask_apitokens import signals
 from flask_apitokens.providers import load_providers
 from tests import hostapp
 from tests.helpers import auth, need, token_rows
-from tests.provider_server import Account, ProviderServer, closed_port
+from tests.provider_server import OCTO, Account, ProviderServer, closed_port, exchange, providers_config
 
 DAY = 86400
-OCTO = Account(1001, "octocat", [("octo@example.net", True), ("octo@old.example", False),
-                                 ("octo@work.example", True)], name="The Octocat")
 BOB = Account(1002, "bob-gh", [("bob@example.net", True)])
 UNVERIFIED = Account(1003, "newbie", [("newbie@example.net", False)])
-
-
-@pytest.fixture(scope="session")
-def provider_server() -> Iterator[ProviderServer]:
-    server = ProviderServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -43,16 +34,6 @@ def provider(provider_server: ProviderServer) -> Iterator[ProviderServer]:
     provider_server.reset()
     yield provider_server
     provider_server.reset()
-
-
-def providers_config(url: str) -> dict[str, Any]:
-    return {
-        "github": {"api_base_url": url + "github/"},
-        "gitlab": {"api_base_url": url + "gitlab"},  # the instance's address: /api/v4/ is added
-        "google": {"userinfo_endpoint": url + "oidc/userinfo"},
-        "corp": {"server_metadata_url": url + "oidc/.well-known/openid-configuration"},
-        "ghe": {"kind": "github", "api_base_url": url + "ghe/api/v3"},
-    }
 
 
 @pytest.fixture
@@ -65,11 +46,6 @@ def papp(make_app: Callable[..., Flask], provider: ProviderServer) -> Iterator[F
 @pytest.fixture
 def pclient(papp: Flask) -> Any:
     return papp.test_client()
-
-
-def exchange(client: Any, provider: str, token: str, email: str, **extra: Any) -> Any:
-    return client.post(f"/api/authenticate/{provider}", json={"email": email, "info": {"accessToken": token},
-                                                                **extra})
 
 
 def users() -> list[hostapp.User]:

@@ -236,7 +236,7 @@ def test_the_endpoint_is_off_by_default(app: Flask, client: Any) -> None:
 
 
 def test_the_openapi_document_describes_the_endpoint_when_it_is_on(scanning: Flask, key_server: KeyServer) -> None:
-    from tests.test_openapi import check, document
+    from tests.openapi_check import check, document
 
     key = key_server.add_key("k1")
     client = scanning.test_client()

@@ -16,13 +16,10 @@ from flask import Flask
 from flask_apitokens.models import utcnow
 from flask_apitokens.service import KEY
 from tests import hostapp
-from tests.helpers import auth, basic, cli, login, token_rows
+from tests.helpers import auth, basic, cli, create_token, login, token_rows
 from tests.ldap_server import USER_PASSWORD, Slapd, slapd  # noqa: F401  (fixture)
-from tests.oauth2_server import authorize, oauth_session, serve
-from tests.provider_server import ProviderServer
-from tests.test_oauth2_server import full_flow, register
-from tests.test_providers import OCTO, exchange, providers_config
-from tests.test_ui import create_token
+from tests.oauth2_server import authorize, full_flow, oauth_session, register, serve
+from tests.provider_server import OCTO, ProviderServer, exchange, providers_config
 
 CAP = 2
 MESSAGE = "You may have at most 2 live tokens: revoke one first."

@@ -3,7 +3,6 @@ host app: login, CSRF, headers, who may see and do what, bad input."""
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import re
 from collections.abc import Callable, Iterator
@@ -19,7 +18,7 @@ from flask_apitokens import APITokens
 from flask_apitokens.models import utcnow
 from flask_apitokens.oauth2 import clients as oauth2_clients
 from tests import hostapp
-from tests.helpers import auth, token_rows
+from tests.helpers import auth, basic, bearer, create_token, csrf_token, login, page_csrf, token_rows
 from tests.oauth2_server import OTHER_REDIRECT_URI, REDIRECT_URI, consent_form, query_of
 
 DAY = 86400
@@ -55,21 +54,8 @@ def admin(page_app: Flask) -> hostapp.User:
 
 def logged_in(app: Flask, username: str) -> Any:
     client = app.test_client()
-    assert client.post("/login", data={"username": username}).status_code == 200
+    login(client, username)
     return client
-
-
-def csrf_token(html: str, form: str = "token") -> str:
-    field = f"{form}-csrf_token" if form else "csrf_token"
-    found = re.search(rf'name="{re.escape(field)}" type="hidden" value="([^"]+)"', html)
-    assert found, f"no {field} in the page"
-    return found.group(1)
-
-
-def page_csrf(client: Any, form: str = "token") -> str:
-    response = client.get("/tokens")
-    assert response.status_code == 200
-    return csrf_token(response.get_data(as_text=True), form)
 
 
 def shown_secret(html: str) -> str | None:
@@ -84,12 +70,6 @@ def assert_security_headers(response: Any) -> None:
     assert "frame-ancestors 'none'" in csp
     assert "script-src 'self'" in csp
     assert "unsafe-inline" not in csp
-
-
-def create_token(client: Any, **fields: Any) -> Any:
-    data = {"token-csrf_token": page_csrf(client), "token-name": "laptop", "token-expires_in_days": "30"}
-    data.update({f"token-{key}": value for key, value in fields.items()})
-    return client.post("/tokens/create", data=data)
 
 
 def row_state(html: str, token_id: str) -> str | None:
@@ -580,10 +560,6 @@ def test_host_csrfprotect_made_first_leaves_the_json_api_alone(database_url: str
 
 
 # -- OAuth2: apps a person approved -------------------------------------------------------------------------
-def basic(client_id: str, secret: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
-
-
 def register_client(name: str = "Report Viewer", *, public: bool = False,
                     scopes: tuple[str, ...] = ("reports:read", "reports:write")) -> tuple[Any, str | None]:
     made = oauth2_clients.create_client(name=name, redirect_uris=[REDIRECT_URI], public=public, scopes=list(scopes))
@@ -614,10 +590,6 @@ def approve_and_exchange(app: Flask, username: str, client_id: str, secret: str,
 def refresh(app: Flask, client_id: str, secret: str, refresh_token: str) -> Any:
     return app.test_client().post("/oauth/token", headers=basic(client_id, secret), data={
         "grant_type": "refresh_token", "refresh_token": refresh_token})
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def test_approved_apps_are_listed_with_their_scopes(page_app: Flask, alice: hostapp.User, bob: hostapp.User) -> None:

@@ -6,13 +6,9 @@ Also writes the docs' screenshots (docs/_static/token-page*.png)."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import tempfile
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,33 +16,9 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from tests.helpers import need
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-# The docs' screenshots are rewritten only when asked (APITOKENS_WRITE_SCREENSHOTS=1),
-# so an ordinary run leaves the work tree clean; otherwise they go to a temp dir.
-DOCS_STATIC = (Path(__file__).resolve().parent.parent / "docs" / "_static"
-               if os.environ.get("APITOKENS_WRITE_SCREENSHOTS") == "1" else Path(tempfile.mkdtemp()))
-USER, USER_PASSWORD = "demo", "demo-password-1"
-ADMIN, ADMIN_PASSWORD = "admin", "admin-password-1"
+from tests.browser import ADMIN, ADMIN_PASSWORD, DOCS_STATIC, USER, USER_PASSWORD, log_in, row_for
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        need("the browser tests need Playwright's Python package: pip install playwright (no 'playwright install')")
-    if shutil.which(CHROMIUM) is None:
-        need(f"the browser tests need Chromium at {CHROMIUM}: apt-get install chromium")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
@@ -94,21 +66,8 @@ def context(browser: Any, demo: SimpleNamespace) -> Iterator[Any]:
     ctx.close()
 
 
-def log_in(page: Any, username: str, password: str) -> None:
-    page.goto("/tokens")
-    assert re.search(r"/login\?next=(%2F|/)tokens$", page.url), page.url
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/tokens$"))
-
-
 def data_api(demo: SimpleNamespace, credential: str, scheme: str = "token") -> requests.Response:
     return requests.get(f"{demo.url}/api/data", headers={"Authorization": f"{scheme} {credential}"}, timeout=10)
-
-
-def row_for(page: Any, table: str, name: str) -> Any:
-    return page.locator(f"#{table} tbody tr", has_text=name)
 
 
 def test_create_copy_use_and_revoke_a_token(context: Any, demo: SimpleNamespace) -> None:

@@ -15,19 +15,10 @@ from flask import Flask
 from joserfc import jwt
 from joserfc.jwk import OctKey, RSAKey
 
-from tests.helpers import auth, token_rows
+from tests.helpers import PASSWORD, auth, basic, bearer, token_rows
 from tests.hostapp import db, make_user
 
-PASSWORD = "pw-correct"
 OTHER_KEY = b"another key, also long enough!!"
-
-
-def basic(login: str = "alice", password: str = PASSWORD) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode()}
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def create(client: Any, login: str = "alice", password: str = PASSWORD, **kwargs: Any) -> str:
