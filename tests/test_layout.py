@@ -6,6 +6,7 @@ lines. ``python scripts/imports.py`` prints what these check."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import sys
 from pathlib import Path
@@ -51,3 +52,30 @@ def test_the_core_reaches_no_flask(name: str) -> None:
 def test_no_module_is_over_400_lines() -> None:
     long = {name: count for name, count in imports.line_counts().items() if count > MAX_LINES}
     assert long == {}
+
+
+def settings_read(path: Path) -> set[str]:
+    """Every key read by string from a Settings object in ``path``: ``...settings["KEY"]``,
+    ``loaded["KEY"]`` (extension.py's name for it) and ``_setting("KEY")`` (methods/__init__.py)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        key: object = None
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+            holder = ast.unparse(node.value)
+            if holder.endswith("settings") or holder == "loaded":
+                key = node.slice.value
+        elif isinstance(node, ast.Call) and ast.unparse(node.func) == "_setting" and node.args:
+            key = getattr(node.args[0], "value", None)
+        if isinstance(key, str):
+            found.add(key)
+    return found
+
+
+def test_every_setting_read_by_name_is_declared() -> None:
+    """Settings are read by their string names (``settings["MAX_BODY_SIZE"]``); a
+    misspelled name would be a KeyError at run time: each is declared in config.py."""
+    from flask_apitokens.config import SETTINGS
+
+    read = {key for path in imports.modules().values() for key in settings_read(path)}
+    assert {"MAX_BODY_SIZE", "OAUTH2_SERVER", "SESSION_TOKENS"} <= read  # each of the three ways is seen
+    assert sorted(key for key in read if f"APITOKENS_{key}" not in SETTINGS) == []
