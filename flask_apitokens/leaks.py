@@ -58,11 +58,9 @@ def candidates(service: TokenService, texts: Iterable[str]) -> list[Candidate]:
             found.append(Candidate(text, kind, parts.public_id, parts.secret))
             continue
         if credential.count(".") == 2:  # a JWT
-            for verify in service.bearer_verifiers:
-                public_id = verify(credential)
-                if public_id is not None:
-                    found.append(Candidate(text, USER_TOKEN, public_id, None))
-                    break
+            public_id = service.user_tokens.record_id(credential)
+            if public_id is not None:
+                found.append(Candidate(text, USER_TOKEN, public_id, None))
     return found
 
 

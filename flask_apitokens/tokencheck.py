@@ -69,12 +69,6 @@ class TokenCheck:
         self._owner_columns = 0
         self._bound_times: dict[str, int] = {}
 
-    @property
-    def bearer_verifiers(self) -> tuple[Any, ...]:
-        """Bearer credentials that are not ``X:XXX`` tokens (user-token JWTs):
-        each of these returns the record's public id, or None if not its kind."""
-        return (self.user_tokens.record_id,)
-
     def _lookup_statement(self, dialect_name: str = "") -> sa.Select:
         """The token row, whether it is refused (revoked, expired, unused) and
         whether last-used is due, decided by the database's clock (no clock,

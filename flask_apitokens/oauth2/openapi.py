@@ -1,6 +1,5 @@
-"""The OAuth2 server's JSON routes in the OpenAPI document (re-exported by
-:mod:`flask_apitokens.oauth2.views`, which :data:`flask_apitokens.openapi.OTHER_MODULES`
-names). ``/oauth/authorize`` is left out: it answers with an HTML consent page
+"""The OAuth2 server's JSON routes in the OpenAPI document (collected by
+:mod:`flask_apitokens.openapi_document`). ``/oauth/authorize`` is left out: it answers with an HTML consent page
 or a redirect, not JSON.
 
 What the bodies look like was checked against real requests: Authlib's own

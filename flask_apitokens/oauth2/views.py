@@ -24,7 +24,6 @@ from ..credentials import get_current_token, session_user
 from ..ratelimit import rate_limited
 from ..web import http_error, json_blueprint
 from .grants_store import approved_scopes
-from .openapi import OPENAPI, OPENAPI_PREFIX, OPENAPI_TAGS  # noqa: F401  (kept importable from here)
 from .server import OAuth2Server
 
 #: Seconds a consent page stays valid.

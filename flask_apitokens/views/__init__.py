@@ -1,1 +1,3 @@
-"""The Flask layer: JSON routes (api.py) and, later, the token page (ui.py)."""
+"""The extension's own views: the JSON routes for the caller's tokens (api.py),
+the leak reports (leaks.py), and the token page (page.py, its frame; ui.py,
+tokens and keys). What every route shares is :mod:`flask_apitokens.web`."""
