@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import threading
 import time
 from typing import Any
@@ -29,6 +30,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from . import errors
+
+log = logging.getLogger("flask_apitokens")
 
 #: Seconds between two fetches of the key list (an unknown key id asks again only after it).
 REFETCH_INTERVAL = 60.0
@@ -84,10 +87,10 @@ class KeyStore:
         try:
             reply = ProviderHTTP(timeout=self.timeout).get("GitHub secret scanning keys", self.url, access_token=None)
         except errors.APITokensError as exc:
-            raise KeysUnavailable() from exc
+            raise self._unavailable(exc.message) from exc
         listed = reply.data.get("public_keys") if isinstance(reply.data, dict) else None
         if not isinstance(listed, list):
-            raise KeysUnavailable()
+            raise self._unavailable("the answer has no public_keys list")
         keys = {}
         for entry in listed:
             if not isinstance(entry, dict):
@@ -102,8 +105,14 @@ class KeyStore:
             if isinstance(public_key, ec.EllipticCurvePublicKey) and isinstance(public_key.curve, ec.SECP256R1):
                 keys[key_id] = public_key
         if not keys:
-            raise KeysUnavailable()
+            raise self._unavailable("the list has no usable ECDSA P-256 key")
         return keys
+
+    def _unavailable(self, why: str) -> KeysUnavailable:
+        """The 503 every failed fetch answers, logged with why: every alert is
+        refused until the keys can be fetched again."""
+        log.warning("flask-apitokens: GitHub's secret scanning keys at %s cannot be used: %s", self.url, why)
+        return KeysUnavailable()
 
 
 def verify(store: KeyStore, body: bytes, key_id: str | None, signature: str | None) -> None:
