@@ -66,6 +66,15 @@ def unavailable(exc: BaseException, where: str, message: str = _MESSAGE) -> erro
     return errors.ServiceUnavailable(message)
 
 
+def commit(session: Any) -> None:
+    """Commit ``session``; a database failure rolls it back and becomes a 503."""
+    try:
+        session.commit()
+    except sa.exc.DBAPIError as exc:
+        session.rollback()
+        raise unavailable(exc, "a commit") from exc
+
+
 def is_unavailable(exc: Any) -> bool:
     """Whether the blueprints' handler should answer ``exc`` with 503: a lost or
     refused connection, a lock timeout, or a missing table. Another programming

@@ -12,7 +12,7 @@ from .config import load_settings
 from .credentials import install_request_loader
 from .models import build_models
 from .service import TokenService
-from .state import State, set_up
+from .state import State, refuse_second_init_app, set_up
 from .state import state as state_of
 from .users import SQLAlchemyUserStore, UserStore
 from .web import error_response, json_routing_errors
@@ -39,8 +39,7 @@ class APITokens:
 
     def init_app(self, app: Flask, *, db: Any = None, user_model: Any = None,
                  user_store: UserStore | None = None, **settings: Any) -> None:
-        if "apitokens" in app.extensions:  # before any work; set_up() below checks again
-            raise RuntimeError("flask-apitokens: init_app was already called on this application")
+        refuse_second_init_app(app)  # before any work
         db = db if db is not None else self._options.get("db")
         user_model = user_model if user_model is not None else self._options.get("user_model")
         user_store = user_store if user_store is not None else self._options.get("user_store")

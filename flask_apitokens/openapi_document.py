@@ -59,14 +59,13 @@ def build(app: Flask) -> dict[str, Any]:
     settings = state(app).settings
     served = served_operations(app)
     paths: dict[str, Any] = {}
-    tags: list[dict[str, Any]] = []
     used_tags: set[str] = set()
+    modules = _route_modules()
     described: list[tuple[str, Mapping[str, Any]]] = [
-        (getattr(module, "OPENAPI_PREFIX", settings["URL_PREFIX"]), module.OPENAPI) for module in _route_modules()]
+        (getattr(module, "OPENAPI_PREFIX", settings["URL_PREFIX"]), module.OPENAPI) for module in modules]
     described += [(settings["URL_PREFIX"], method.openapi) for method in ISSUING_METHODS]
-    for module in _route_modules():
-        # A module may describe its tags (``OPENAPI_TAGS``); only tags in use are kept.
-        tags += getattr(module, "OPENAPI_TAGS", [])
+    # A module may describe its tags (``OPENAPI_TAGS``); only tags in use are kept.
+    tags = [tag for module in modules for tag in getattr(module, "OPENAPI_TAGS", [])]
     for prefix, routes in described:
         for path, item in routes.items():
             full = prefix + path

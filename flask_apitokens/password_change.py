@@ -103,7 +103,7 @@ def _after_commit(session: Any) -> None:
 
 def _after_transaction_end(session: Any, transaction: Any) -> None:
     revoked = session.info.pop(_COMMITTED, None) if transaction.parent is None else None
-    state = state_if_set_up() if revoked else None
+    state = state_if_set_up()
     if not revoked or state is None:
         return
     by_user: dict[Any, list[str]] = {}

@@ -35,11 +35,7 @@ def revoke_apart(engine: Any, models: Models, ids: Sequence[str], owned: Sequenc
     token check, receivers of ``token_revoked``). A database error is a 503."""
     with Session(engine) as session:
         revoked = revoke_lineage(session, models, ids, owned, reason)
-        try:
-            session.commit()
-        except sa.exc.DBAPIError as exc:
-            session.rollback()
-            raise dberrors.unavailable(exc, "a commit") from exc
+        dberrors.commit(session)
     return revoked
 
 

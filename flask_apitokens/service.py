@@ -174,11 +174,7 @@ class TokenService(TokenCheck, Housekeeping):
     def commit(self) -> None:
         """Commit the session; a database failure rolls back and becomes a 503."""
         session = self.db.session()
-        try:
-            session.commit()
-        except sa.exc.DBAPIError as exc:
-            session.rollback()
-            raise dberrors.unavailable(exc, "a commit") from exc
+        dberrors.commit(session)
         issued = session.info.get(_PENDING_ISSUED)
         while issued:
             info, user_id, via = issued.pop(0)

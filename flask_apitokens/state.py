@@ -66,8 +66,11 @@ def state_if_set_up() -> State | None:
     return cast("State | None", current_app.extensions.get(_KEY))
 
 
-def set_up(app: Flask, new: State) -> None:
-    """Keep ``new`` as ``app``'s state; a second ``init_app`` raises."""
+def refuse_second_init_app(app: Flask) -> None:
     if _KEY in app.extensions:
         raise RuntimeError("flask-apitokens: init_app was already called on this application")
+
+
+def set_up(app: Flask, new: State) -> None:
+    """Keep ``new`` as ``app``'s state (after :func:`refuse_second_init_app`)."""
     app.extensions[_KEY] = new

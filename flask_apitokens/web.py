@@ -191,10 +191,17 @@ def json_routing_errors(app: Flask, prefix: str) -> None:
         app.register_error_handler(exception, handler)
 
 
-def _database_error(error: sa.exc.SQLAlchemyError) -> Response:
+def roll_back_unavailable(error: sa.exc.SQLAlchemyError) -> None:
+    """For a blueprint's database error handler: re-raise ``error`` unless the
+    database is unavailable (bad SQL is a bug: a 500, not "try again"), and roll
+    back the host's session, which the failed statement left unusable."""
     if not dberrors.is_unavailable(error):
-        raise error  # bad SQL is a bug: a 500, not "try again"
+        raise error
     state().db.session.rollback()
+
+
+def _database_error(error: sa.exc.SQLAlchemyError) -> Response:
+    roll_back_unavailable(error)
     return error_response(dberrors.unavailable(error, f"{request.method} {request.path}"))
 
 

@@ -217,3 +217,17 @@ def test_purge_keeps_what_reuse_detection_needs(unit: Unit) -> None:
     # Once the whole family is dead, nothing is left to detect.
     assert unit.service.purge_expired() == 2
     assert row(unit, parent.info.id) is None and row(unit, child.info.id) is None
+
+
+def test_find_gives_the_row_only_for_the_right_kind_and_secret(unit: Unit) -> None:
+    """What the OAuth2 endpoints find presented tokens with."""
+    made = unit.service.issue(unit.alice, via="cli")
+    key = unit.service.issue(unit.alice, via="cli", kind=KEY)
+    forged = crypto.format_token(SETTINGS["TOKEN_PREFIX"], made.info.id, crypto.random_string(crypto.SECRET_LENGTH))
+    assert unit.service.find(made.token, (TOKEN,)).id == made.info.id
+    assert unit.service.find(key.token, (TOKEN, KEY)).id == key.info.id
+    assert unit.service.find(key.token, (TOKEN,)) is None  # another kind's prefix
+    assert unit.service.find(forged, (TOKEN,)) is None  # the right id, a wrong secret
+    assert unit.service.find(crypto.generate(SETTINGS["TOKEN_PREFIX"])[0], (TOKEN,)) is None  # unknown
+    for junk in ("", "not a token", None, 42):
+        assert unit.service.find(junk, (TOKEN,)) is None

@@ -161,3 +161,11 @@ def test_declared_and_built_in_scopes_pass(tmp_path: Any) -> None:
         hostapp.db.session.remove()
         hostapp.db.drop_all()
         hostapp.db.engine.dispose()
+
+
+def test_a_second_init_app_raises_before_changing_anything(make_app: Any) -> None:
+    app = make_app()
+    state = app.extensions["apitokens"]
+    with pytest.raises(RuntimeError, match="init_app was already called"):
+        APITokens().init_app(app, db=hostapp.db, user_model=hostapp.User)
+    assert app.extensions["apitokens"] is state

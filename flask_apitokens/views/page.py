@@ -27,6 +27,7 @@ from werkzeug.exceptions import HTTPException
 from .. import dberrors, errors
 from ..credentials import read_authorization, session_user
 from ..state import state
+from ..web import roll_back_unavailable
 from .ui_forms import ConfirmForm
 
 #: script only from the page's own static folder (the copy button); no inline code anywhere.
@@ -162,9 +163,7 @@ def service_error(error: errors.APITokensError) -> Any:
 
 
 def database_error(error: sa.exc.SQLAlchemyError) -> Any:
-    if not dberrors.is_unavailable(error):
-        raise error  # bad SQL is a bug: a 500, not "try again"
-    state().db.session.rollback()
+    roll_back_unavailable(error)
     dberrors.log_once(error, f"the token page ({request.method} {request.path})")
     return error_page("Try again shortly", "The token store is unavailable.", 503)
 
