@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, current_app
 
 from . import errors
+from .users import is_utf8
 
 if TYPE_CHECKING:
     # flask-ldap3-login and ldap3 are the optional "ldap" extra: imported only when LDAP is configured.
@@ -198,11 +199,7 @@ def _usable(text: str, *, control: bool = True) -> bool:
     control character: the directory would match "ada\\n" as "ada"), UTF-8."""
     if "\x00" in text or (not control and any(ord(c) < 32 or ord(c) == 127 for c in text)):
         return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return is_utf8(text)
 
 
 def _unavailable(error: BaseException) -> errors.LDAPUnavailable:
