@@ -7,15 +7,26 @@ request: unprotected; a floor for any database check (the header read, one
 ``SELECT`` of the digest on a kept sqlite3 connection, a SHA-256 compared in
 constant time: nothing else); a view that runs only the extension's lookup
 statement; a view that calls ``TokenService.authenticate``; the route under
-``token_required``; and the same with a view that reads ``current_user``.
+``token_required``; the same with a view that only opens the host's
+``db.session`` (what any view using the ORM pays, a share of the next line);
+and with a view that reads ``current_user``.
 Then the verdict: what ``token_required`` adds over host-open, as a multiple
 of what the floor adds (target <= 1.5), from the medians and as the median of
 the per-round ratios.
+
+Last, the two statements alone, outside any request, on one sqlite3 cursor
+in a hot loop: the floor's ``SELECT digest`` and the check's lookup as
+compiled (the token's columns for ``current_token``, revocation, expiry and
+last-used decided by the database's clock, the owner's row for
+``current_user``). Their difference is a share of the check's cost that no
+Python can remove.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -25,6 +36,8 @@ from typing import Any
 
 from flask import jsonify
 from werkzeug.test import EnvironBuilder
+
+from flask_apitokens import token_required
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import apps  # noqa: E402
@@ -55,6 +68,12 @@ def main() -> None:
             service.authenticate(token, scheme="token", ip="127.0.0.1")
             return jsonify(ok=True)
 
+        @app.get("/session-only")
+        @token_required
+        def session_only() -> Any:
+            apps.host_db.session()  # what reading current_user pays before it builds anything
+            return jsonify(ok=True)
+
         def environ(path: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
             return EnvironBuilder(path=path, headers=headers or {},
                                   environ_base={"REMOTE_ADDR": "127.0.0.1"}).get_environ()
@@ -65,6 +84,7 @@ def main() -> None:
             "+ the lookup statement only": environ("/lookup-only"),
             "+ TokenService.authenticate": environ("/authenticate-only"),
             "token_required (all of it)": environ("/r", {"Authorization": f"token {token}"}),
+            "token_required, view opens session": environ("/session-only", {"Authorization": f"token {token}"}),
             "token_required, view reads user": environ("/user", {"Authorization": f"token {token}"}),
         }
 
@@ -82,11 +102,11 @@ def main() -> None:
             for name, env in routes.items():
                 samples[name].append(run(env))
         base = statistics.median(samples["unprotected (host-open)"])
-        print(f"{'route':30} {'cpu µs median':>14} {'min':>8} {'over host-open':>15}")
+        print(f"{'route':36} {'cpu µs median':>14} {'min':>8} {'over host-open':>15}")
         floor_connection.close()
         for name, values in samples.items():
             median = statistics.median(values)
-            print(f"{name:30} {median:14.1f} {min(values):8.1f} {median - base:+15.1f}")
+            print(f"{name:36} {median:14.1f} {min(values):8.1f} {median - base:+15.1f}")
         open_, floor, check = (samples[name] for name in ("unprotected (host-open)", "floor: SELECT + SHA-256",
                                                             "token_required (all of it)"))
         of_medians = (statistics.median(check) - base) / (statistics.median(floor) - base)
@@ -95,6 +115,28 @@ def main() -> None:
         verdict = "MET" if per_round <= 1.5 else "MISSED"
         print(f"\n{verdict}: token_required adds {per_round:.2f}x (per round) [{of_medians:.2f}x from the medians] "
               "what the floor adds over host-open (target <= 1.5)")
+        statements_alone(f"{workdir}/host.sqlite3", service._statements()[0].sql, public_id, args.rounds)
+
+
+def statements_alone(database_path: str, lookup_sql: str, public_id: str, rounds: int) -> None:
+    """The floor's statement and the check's lookup on one kept sqlite3 cursor
+    (hot loop, CPU µs per statement, interleaved rounds)."""
+    connection = sqlite3.connect(database_path, isolation_level=None)
+    cursor = connection.cursor()
+    statements = {"floor: SELECT digest": "SELECT digest FROM apitokens_token WHERE id = ?",
+                  "the check's lookup": lookup_sql}
+    samples: dict[str, list[float]] = {name: [] for name in statements}
+    for _ in range(rounds):
+        for name in random.sample(list(statements), len(statements)):
+            sql = statements[name]
+            started = time.thread_time()
+            for _ in range(500):
+                cursor.execute(sql, (public_id,)).fetchone()
+            samples[name].append((time.thread_time() - started) / 500 * 1e6)
+    connection.close()
+    floor, lookup = (statistics.median(samples[name]) for name in statements)
+    print(f"\nThe statements alone (one sqlite3 cursor, hot loop): the floor's {floor:.1f} µs, the check's lookup "
+          f"{lookup:.1f} µs ({lookup / floor:.1f}x, +{lookup - floor:.1f} µs)")
 
 
 if __name__ == "__main__":

@@ -324,7 +324,7 @@ def targets(runners: list[Runner]) -> list[dict[str, Any]]:
         if {name, "jwt-extended"} <= have:
             rel = ratio(lambda v, n=name: v(n) / v("jwt-extended"))
             show(None, f"{name} costs {rel[0]:.2f} [{rel[1]:.2f}] of jwt-extended (no revocation check)", rel[0])
-    if not any(n.startswith("ext user-token") for n in have):
+    if not any(n.startswith("ext user-token") for n in have) and not apps.user_token_available():
         print("  (user-token targets not measured: flask_apitokens.methods.user_token is missing)")
     return found
 
