@@ -1,6 +1,6 @@
 """The contenders of one ``run.py --json`` run side by side, as a chart.
 
-    .venv-bench/bin/python bench/chart.py RESULTS-run.json docs/_static/bench.png
+    .venv-bench/bin/python bench/chart.py bench/RESULTS-run1.json docs/_static/bench.png
 
 Accepted requests only (refusals and the table-size contenders are left to
 the table), grouped by database: the median per request with its 25th-75th

@@ -84,7 +84,11 @@ def _first_attribute(model: Any, names: tuple[str, ...]) -> str | None:
 
 class SQLAlchemyUserStore:
     """The default store, for a Flask-SQLAlchemy model. Attribute names are found
-    by looking at the model, and can be given explicitly."""
+    by looking at the model, and can be given explicitly.
+
+    The token's owner is made from the columns the check's statement read
+    (:class:`RowUserStore`). A subclass that overrides :meth:`get` and not
+    :meth:`user_from_row` has its ``get`` called instead, at a second statement."""
 
     def __init__(self, db: Any, user_model: Any, *, username_attr: str | None = None,
                  email_attr: str | None = None, password_hash_method: str | None = None) -> None:
@@ -107,9 +111,12 @@ class SQLAlchemyUserStore:
         self.password_hash_method = password_hash_method
         self._dummy_hash: str | None = None
         # The token's owner without a second statement (see rowuser.py); empty when
-        # the model is one the ORM must load itself.
+        # the model is one the ORM must load itself, or when a subclass loads users
+        # its own way (its get, say, filters by tenant) and makes no users from rows.
         self._rows = RowUser(db, user_model)
-        self.user_columns = self._rows.columns
+        own_get = type(self).get is not SQLAlchemyUserStore.get
+        own_rows = type(self).user_from_row is not SQLAlchemyUserStore.user_from_row
+        self.user_columns = () if own_get and not own_rows else self._rows.columns
 
     # -- lookups ----------------------------------------------------------------
     def get(self, user_id: Any) -> Any | None:

@@ -163,7 +163,11 @@ def gunicorn_demo(tmp_path: Path) -> Iterator[Demo]:
             server.kill()
             server.wait()
         log.close()
-        drop_database_tables(POSTGRES_URL)
+        try:
+            drop_database_tables(POSTGRES_URL)
+        except Exception as error:  # noqa: BLE001 - said with what the workers logged
+            pytest.fail(f"teardown: dropping the demo's tables failed ({type(error).__name__}: {error}); "
+                        "gunicorn and its workers logged:\n" + log_path.read_text(errors="replace")[-4000:])
 
 
 def token_counts(url: str) -> tuple[int, int]:
@@ -183,9 +187,10 @@ def token_counts(url: str) -> tuple[int, int]:
 def test_four_workers_eight_threads(gunicorn_demo: Demo) -> None:
     try:
         four_workers_eight_threads(*gunicorn_demo)
-    except AssertionError as failure:
+    except Exception as failure:
         # What the workers logged (a crash, a timeout, a traceback) is most of the diagnosis.
-        raise AssertionError(f"{failure}\n--- gunicorn and its workers logged ---\n{gunicorn_demo.log()}") from None
+        raise AssertionError(f"{type(failure).__name__}: {failure}\n--- gunicorn and its workers logged ---\n"
+                             f"{gunicorn_demo.log()}") from failure
 
 
 def four_workers_eight_threads(base: str, database_url: str) -> None:

@@ -25,6 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, deferred, m
 from werkzeug.local import LocalProxy
 
 from flask_apitokens import APITokens, token_required
+from flask_apitokens.users import SQLAlchemyUserStore
 from tests.helpers import auth
 
 
@@ -42,7 +43,7 @@ TABLES = ("apitokens_identity", "apitokens_token", "owner_notes", "owner_users",
 class Host:
     """A host app with its own models; ``kind``: ``plain``, ``polymorphic`` or ``expression``."""
 
-    def __init__(self, url: str, kind: str) -> None:
+    def __init__(self, url: str, kind: str, store: Callable[[Any, Any], Any] | None = None) -> None:
         class Base(DeclarativeBase):
             pass
 
@@ -93,7 +94,7 @@ class Host:
         login_manager = LoginManager()
         login_manager.init_app(app)
         login_manager.user_loader(lambda user_id: db.session.get(User, int(user_id)))
-        APITokens().init_app(app, db=db, user_model=User)
+        APITokens().init_app(app, db=db, user_model=User, user_store=store(db, User) if store else None)
 
         @app.get("/me")
         @token_required
@@ -177,8 +178,8 @@ def drop(engine: sa.Engine) -> None:
 def make_host(database_url: str) -> Iterator[Callable[[str], Host]]:
     made: list[Host] = []
 
-    def factory(kind: str = "plain") -> Host:
-        host = Host(database_url, kind)
+    def factory(kind: str = "plain", store: Callable[[Any, Any], Any] | None = None) -> Host:
+        host = Host(database_url, kind, store)
         made.append(host)
         return host
 
@@ -266,12 +267,20 @@ def test_one_statement_seen_by_an_engine_listener(make_host: Callable[..., Host]
 def test_the_view_changes_and_commits_the_user(make_host: Callable[..., Host]) -> None:
     host = make_host()
     before = host.user_row()
-    response = host.client.post("/rename", headers=auth(host.token))
-    assert response.status_code == 200
+    counter = DriverCounter(host.engine)
+    try:
+        response = host.client.post("/rename", headers=auth(host.token))
+        assert response.status_code == 200
+        updates = [s for s in counter.statements if s.lstrip().upper().startswith("UPDATE OWNER_USERS")]
+    finally:
+        counter.remove()
     after = host.user_row()
     assert after.organization == "Renamed Ltd"
-    # Only the changed column was written: the object was clean when the view got it.
     assert {**after._asdict(), "organization": before.organization} == before._asdict()
+    # Only the changed column was written: the object was clean when the view got it.
+    assert len(updates) == 1, counter.statements
+    assigned = updates[0].upper().split(" SET ")[1].split(" WHERE ")[0]
+    assert assigned.count("=") == 1 and "ORGANIZATION" in assigned, updates
     assert host.get("/me").json["organization"] == "Renamed Ltd"
 
 
@@ -363,6 +372,45 @@ def test_a_store_without_user_columns_keeps_its_own_load(make_host: Callable[...
     response = host.get("/me")
     assert response.status_code == 200 and response.json["username"] == "alice"
     assert calls == [host.user_id]
+
+
+def selects_for_me(host: Host) -> list[str]:
+    """The SELECTs a second ``/me`` sends (the first one made the connections)."""
+    counter = DriverCounter(host.engine)
+    try:
+        assert host.get("/me").status_code == 200
+        counter.reset()
+        response = host.get("/me")
+        assert response.status_code == 200 and response.json["username"] == "alice"
+        return [s for s in counter.statements if s.lstrip().upper().startswith("SELECT")]
+    finally:
+        counter.remove()
+
+
+def test_a_subclass_of_the_default_store_that_overrides_get_keeps_its_get(make_host: Callable[..., Host]) -> None:
+    """Its ``get`` may refuse users (a tenant filter, say): building the owner
+    from the row would skip it, so it is called, at a second statement."""
+    calls: list[Any] = []
+
+    class OwnGet(SQLAlchemyUserStore):
+        def get(self, user_id: Any) -> Any | None:
+            calls.append(user_id)
+            return super().get(user_id)
+
+    host = make_host(store=OwnGet)
+    assert host.app.extensions["apitokens"].users.user_columns == ()
+    assert len(selects_for_me(host)) == 2
+    assert calls == [host.user_id, host.user_id]
+
+
+def test_a_subclass_that_keeps_get_still_reads_the_row(make_host: Callable[..., Host]) -> None:
+    class OwnLogin(SQLAlchemyUserStore):
+        def find_by_login(self, login: str) -> Any | None:
+            return super().find_by_login(login.strip())
+
+    host = make_host(store=OwnLogin)
+    assert host.app.extensions["apitokens"].users.user_columns != ()
+    assert len(selects_for_me(host)) == 1
 
 
 def test_api_me_is_one_statement_too(make_host: Callable[..., Host]) -> None:

@@ -20,6 +20,7 @@ from flask import Flask
 from tests import hostapp
 from tests.helpers import auth, basic, bearer, resolve_database_url, token_rows
 from tests.oauth2_server import Served, serve
+from tests.pgbouncer_server import start_pgbouncer
 
 pytestmark = pytest.mark.postgres
 ROUNDS = 100  # x 2 apps: far past psycopg's prepare threshold on every connection
@@ -156,3 +157,38 @@ def test_prepared_statements_only_when_talking_to_postgresql_itself(through: str
             hostapp.db.session.remove()
             hostapp.db.drop_all()
             hostapp.db.engine.dispose()
+
+
+def test_a_host_connection_that_prepares_breaks_through_pgbouncer_and_one_that_does_not_works() -> None:
+    """What docs/deployment.rst tells hosts about their own queries: psycopg's
+    named prepared statements break through PgBouncer 1.18 in transaction mode
+    (an error, or another client's statement run under the same name), and
+    ``prepare_threshold=None`` avoids it. A PgBouncer of its own: the names
+    this test leaves on its server connections must not reach other tests."""
+    import psycopg
+
+    bouncer = start_pgbouncer()
+    try:
+        url = sa.make_url(bouncer.url)
+        where = {"host": url.host, "port": url.port, "dbname": url.database, "user": url.username or "postgres"}
+
+        def broken_answers(threshold: int | None) -> list[str]:
+            broken: list[str] = []
+            with psycopg.connect(**where, autocommit=True, prepare_threshold=threshold) as one, \
+                    psycopg.connect(**where, autocommit=True, prepare_threshold=threshold) as two:
+                for i in range(20):
+                    conn, added = (one, 1) if i % 2 == 0 else (two, 2)
+                    try:
+                        # Each connection's first prepared statement is named _pg3_0.
+                        found = conn.execute(f"SELECT %s::int + {added}", (i,)).fetchone()
+                    except psycopg.Error as exc:
+                        broken.append(f"{type(exc).__name__}: {exc}")
+                        continue
+                    if found != (i + added,):
+                        broken.append(f"another client's statement: {found} for {i} + {added}")
+            return broken
+
+        assert broken_answers(0), bouncer.log()  # prepared from the first run
+        assert broken_answers(None) == []
+    finally:
+        bouncer.stop()
