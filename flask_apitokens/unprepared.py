@@ -8,11 +8,12 @@ or is another client's: ``prepared statement "_pg3_0" already exists``.
 
 A prepared statement saves PostgreSQL a parse and plan per execution, a
 large part of the token check's cost (measured: the check's statement took 4
-to 6 times as long unprepared). So each new connection is asked whether it
-reaches the server directly (:func:`reaches_server_directly`: the address
-and port psycopg connected to are the ones the server sees). If it does,
-nothing changes. If not (PgBouncer, any proxy, a port mapping, a Unix
-socket), on a psycopg engine the statements that read or write the
+to 9 times as long unprepared). So each new connection is asked whether it
+reaches the server directly (:func:`reaches_server_directly`: the server
+process answering is the one named at start-up, and over TCP the address and
+port psycopg connected to are the ones the server sees). If it does, nothing
+changes (over TCP or PostgreSQL's own Unix socket). If not (PgBouncer, any
+proxy, a port mapping), on a psycopg engine the statements that read or write the
 extension's tables or the user table (the extension's, and the host's own
 user loads, which the extension's pages make too) run unprepared, through the
 dialect's ``do_execute``/``do_executemany`` events, and the token check's own
@@ -36,20 +37,27 @@ DIRECT = "apitokens_direct"
 
 
 def reaches_server_directly(driver: Any, *, rollback: bool = False) -> bool:
-    """Whether a psycopg connection talks to PostgreSQL itself: the address
-    and port it connected to are the ones the server accepted it on. False
-    when in doubt (a Unix socket, an error): unprepared is always correct."""
+    """Whether a psycopg connection talks to PostgreSQL itself: the server
+    process answering is the one the connection's start-up named (a pooler
+    hands its clients keys of its own: PgBouncer's are random), and over TCP
+    the address and port it connected to are the ones the server accepted it
+    on; over a Unix socket there is no address to compare. False when in
+    doubt (an error): unprepared is always correct."""
     try:
         info = driver.info
         cursor = driver.cursor()
         try:
-            cursor.execute("SELECT host(inet_server_addr()), inet_server_port()", prepare=False)
-            address, port = cursor.fetchone()
+            cursor.execute("SELECT host(inet_server_addr()), inet_server_port(), pg_backend_pid()", prepare=False)
+            address, port, pid = cursor.fetchone()
         finally:
             cursor.close()
         if rollback and not driver.autocommit:
             driver.rollback()
-        return address is not None and port == info.port and address == info.hostaddr
+        if pid != info.backend_pid:
+            return False
+        if address is None:  # the server's end is a Unix socket: so must ours be
+            return not info.hostaddr and str(info.host).startswith("/")
+        return bool(port == info.port and address == info.hostaddr)
     except Exception:  # noqa: BLE001 - any doubt means "not direct"
         return False
 

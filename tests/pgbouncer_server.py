@@ -7,7 +7,9 @@ loopback port, so the fixture owns the process. Its ``[databases]`` holds the
 test database under the same name; its pool is small (two server connections)
 so that clients take turns on the same server connections, as they do in
 production, and anything that depends on a session's state (a named prepared
-statement) breaks the way it would there.
+statement) breaks the way it would there. ``start_pgbouncer(over_sockets=True)``
+listens on a Unix socket in its temp dir too, and reaches PostgreSQL through
+the server's own Unix socket (:func:`postgres_socket_dir`).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ INI = """\
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = {listen}
-unix_socket_dir =
+unix_socket_dir = {socket_dir}
 auth_type = trust
 auth_file = {dir}/users.txt
 pool_mode = transaction
@@ -54,8 +56,10 @@ def free_port() -> int:
 
 
 class PgBouncer:
-    def __init__(self, process: subprocess.Popen[bytes], directory: Path, url: str) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], directory: Path, url: str, socket_url: str | None) -> None:
         self.process, self.directory, self.url = process, directory, url
+        #: Through its Unix socket (``over_sockets`` only).
+        self.socket_url = socket_url
 
     def log(self) -> str:
         path = self.directory / "pgbouncer.log"
@@ -71,7 +75,27 @@ class PgBouncer:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def start_pgbouncer() -> PgBouncer:
+def postgres_socket_dir() -> str:
+    """The directory of the test PostgreSQL's Unix socket, as the server says."""
+    engine = sa.create_engine(POSTGRES_URL)
+    try:
+        with engine.connect() as conn:
+            directories = conn.exec_driver_sql("SHOW unix_socket_directories").scalar() or ""
+    finally:
+        engine.dispose()
+    found = next((d.strip() for d in directories.split(",") if d.strip().startswith("/")), None)
+    if found is None:
+        need("the test PostgreSQL listens on no Unix socket (unix_socket_directories)")
+    return str(found)
+
+
+def socket_url(url: str, directory: str, port: int) -> str:
+    """``url`` reaching the same database through the Unix socket in ``directory``."""
+    return sa.make_url(url).set(host=None, port=None, query={"host": directory, "port": str(port)}) \
+        .render_as_string(hide_password=False)
+
+
+def start_pgbouncer(*, over_sockets: bool = False) -> PgBouncer:
     if not POSTGRES_URL:
         need("set APITOKENS_TEST_DATABASE_URL to a PostgreSQL database for the PgBouncer tests")
     if not os.path.exists(PGBOUNCER):
@@ -81,18 +105,20 @@ def start_pgbouncer() -> PgBouncer:
     except KeyError:
         need("the PgBouncer tests run it as the 'postgres' user, which this machine lacks")
     target = sa.make_url(POSTGRES_URL)
+    server_host = postgres_socket_dir() if over_sockets else target.host or "127.0.0.1"
     directory = Path(tempfile.mkdtemp(prefix="apitokens-pgbouncer-"))
     listen = free_port()
     (directory / "users.txt").write_text(f'"{target.username or "postgres"}" ""\n')
-    (directory / "pgbouncer.ini").write_text(INI.format(name=target.database, host=target.host or "127.0.0.1",
-                                                        port=target.port or 5432, listen=listen, dir=directory))
+    (directory / "pgbouncer.ini").write_text(INI.format(name=target.database, host=server_host,
+                                                        port=target.port or 5432, listen=listen, dir=directory,
+                                                        socket_dir=directory if over_sockets else ""))
     for path in (directory, *directory.iterdir()):
         os.chown(path, postgres.pw_uid, postgres.pw_gid)
     with (directory / "stderr.log").open("wb") as stderr:
         process = subprocess.Popen([PGBOUNCER, str(directory / "pgbouncer.ini")], user=postgres.pw_uid,
                                    group=postgres.pw_gid, extra_groups=[], stdout=subprocess.DEVNULL, stderr=stderr)
     url = target.set(host="127.0.0.1", port=listen).render_as_string(hide_password=False)
-    bouncer = PgBouncer(process, directory, url)
+    bouncer = PgBouncer(process, directory, url, socket_url(url, str(directory), listen) if over_sockets else None)
     deadline = time.monotonic() + 10
     while True:
         try:

@@ -20,7 +20,7 @@ from flask import Flask
 from tests import hostapp
 from tests.helpers import auth, basic, bearer, resolve_database_url, token_rows
 from tests.oauth2_server import Served, serve
-from tests.pgbouncer_server import start_pgbouncer
+from tests.pgbouncer_server import postgres_socket_dir, socket_url, start_pgbouncer
 
 pytestmark = pytest.mark.postgres
 ROUNDS = 100  # x 2 apps: far past psycopg's prepare threshold on every connection
@@ -128,16 +128,40 @@ def served_log(served: Served) -> str:
     return f"app at {served.url}"
 
 
-@pytest.mark.parametrize(("through", "direct"), [("postgresql", True), ("pgbouncer", False)])
-def test_prepared_statements_only_when_talking_to_postgresql_itself(through: str, direct: bool,
-                                                                    pgbouncer: Any) -> None:
-    """Straight to PostgreSQL, the check keeps psycopg's prepared statements
-    (they save the server a parse and plan per check); through PgBouncer
-    (another port than the server's), it and the extension's ORM statements
-    run unprepared."""
+@pytest.fixture
+def url_through(pgbouncer: Any) -> Iterator[Callable[[str], str]]:
+    """The test database's URL straight or through PgBouncer, over TCP or Unix sockets."""
     from tests.helpers import POSTGRES_URL
 
-    app = hostapp.create_app(POSTGRES_URL if through == "postgresql" else pgbouncer.url)
+    started: list[Any] = []
+
+    def url(through: str) -> str:
+        if through == "postgresql":
+            return POSTGRES_URL
+        if through == "postgresql-socket":
+            return socket_url(POSTGRES_URL, postgres_socket_dir(), sa.make_url(POSTGRES_URL).port or 5432)
+        if through == "pgbouncer":
+            return str(pgbouncer.url)
+        # PgBouncer on its Unix socket, reaching PostgreSQL on the server's: no
+        # address on either side to compare, only the backend's process id.
+        started.append(start_pgbouncer(over_sockets=True))
+        return str(started[-1].socket_url)
+
+    yield url
+    for bouncer in started:
+        bouncer.stop()
+
+
+@pytest.mark.parametrize(("through", "direct"), [("postgresql", True), ("postgresql-socket", True),
+                                                 ("pgbouncer", False), ("pgbouncer-socket", False)])
+def test_prepared_statements_only_when_talking_to_postgresql_itself(through: str, direct: bool,
+                                                                    url_through: Callable[[str], str]) -> None:
+    """Straight to PostgreSQL, over TCP or its Unix socket, the check keeps
+    psycopg's prepared statements (they save the server a parse and plan per
+    check); through PgBouncer (another port than the server's, or a backend
+    process id of PgBouncer's own), it and the extension's ORM statements run
+    unprepared."""
+    app = hostapp.create_app(url_through(through))
     with app.app_context():
         hostapp.db.drop_all()
         hostapp.db.create_all()
