@@ -228,23 +228,33 @@ class DriverCounter:
         sa.event.remove(self.engine, "checkout", self._checked_out)
 
 
-def test_one_statement_at_the_driver_for_a_view_that_reads_current_user(make_host: Callable[..., Host]) -> None:
-    host = make_host()
+def second_request(host: Host, path: str = "/me") -> tuple[Any, DriverCounter]:
+    """``path`` asked twice (the first makes the connections and writes
+    last-used): the second answer (a 200), and what the driver saw of it."""
     counter = DriverCounter(host.engine)
     try:
-        assert host.get("/me").status_code == 200  # connections made, last-used written
+        assert host.get(path).status_code == 200
         counter.reset()
-        response = host.get("/me")
-        assert response.status_code == 200
-        assert response.json == {"username": "alice", "organization": "Acme", "level": 3, "joined": True,
-                                  "cls": "User", "persistent": True, "modified": False, "in_session": True,
-                                  "email": "alice@example.com"}
-        assert len(counter.statements) == 1, counter.statements
-        statement = counter.statements[0].lower()
-        assert "apitokens_token" in statement and "owner_users" in statement and "join" in statement
-        assert counter.checkouts == 0  # no session transaction: no BEGIN, no ROLLBACK
+        response = host.get(path)
     finally:
         counter.remove()
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response, counter
+
+
+def selects(counter: DriverCounter) -> list[str]:
+    return [s for s in counter.statements if s.lstrip().upper().startswith("SELECT")]
+
+
+def test_one_statement_at_the_driver_for_a_view_that_reads_current_user(make_host: Callable[..., Host]) -> None:
+    response, counter = second_request(make_host())
+    assert response.json == {"username": "alice", "organization": "Acme", "level": 3, "joined": True,
+                              "cls": "User", "persistent": True, "modified": False, "in_session": True,
+                              "email": "alice@example.com"}
+    assert len(counter.statements) == 1, counter.statements
+    statement = counter.statements[0].lower()
+    assert "apitokens_token" in statement and "owner_users" in statement and "join" in statement
+    assert counter.checkouts == 0  # no session transaction: no BEGIN, no ROLLBACK
 
 
 def test_one_statement_seen_by_an_engine_listener(make_host: Callable[..., Host]) -> None:
@@ -328,18 +338,10 @@ def test_models_the_row_cannot_fill_keep_the_orm_load(make_host: Callable[..., H
     host = make_host(kind)
     store = host.app.extensions["apitokens"].users
     assert store.user_columns == ()
-    counter = DriverCounter(host.engine)
-    try:
-        assert host.get("/me").status_code == 200
-        counter.reset()
-        response = host.get("/me")
-        assert response.status_code == 200
-        assert response.json["cls"] == ("Admin" if kind == "polymorphic" else "User")
-        assert response.json["username"] == "alice"
-        selects = [s for s in counter.statements if s.lstrip().upper().startswith("SELECT")]
-        assert len(selects) == 2, counter.statements
-    finally:
-        counter.remove()
+    response, counter = second_request(host)
+    assert response.json["cls"] == ("Admin" if kind == "polymorphic" else "User")
+    assert response.json["username"] == "alice"
+    assert len(selects(counter)) == 2, counter.statements
     if kind == "expression":
         assert host.get("/shout").json == {"shout": "ALICE"}
     assert host.get("/notes").json == {"notes": ["first", "second"]}
@@ -374,19 +376,6 @@ def test_a_store_without_user_columns_keeps_its_own_load(make_host: Callable[...
     assert calls == [host.user_id]
 
 
-def selects_for_me(host: Host) -> list[str]:
-    """The SELECTs a second ``/me`` sends (the first one made the connections)."""
-    counter = DriverCounter(host.engine)
-    try:
-        assert host.get("/me").status_code == 200
-        counter.reset()
-        response = host.get("/me")
-        assert response.status_code == 200 and response.json["username"] == "alice"
-        return [s for s in counter.statements if s.lstrip().upper().startswith("SELECT")]
-    finally:
-        counter.remove()
-
-
 def test_a_subclass_of_the_default_store_that_overrides_get_keeps_its_get(make_host: Callable[..., Host]) -> None:
     """Its ``get`` may refuse users (a tenant filter, say): building the owner
     from the row would skip it, so it is called, at a second statement."""
@@ -399,7 +388,9 @@ def test_a_subclass_of_the_default_store_that_overrides_get_keeps_its_get(make_h
 
     host = make_host(store=OwnGet)
     assert host.app.extensions["apitokens"].users.user_columns == ()
-    assert len(selects_for_me(host)) == 2
+    response, counter = second_request(host)
+    assert response.json["username"] == "alice"
+    assert len(selects(counter)) == 2, counter.statements
     assert calls == [host.user_id, host.user_id]
 
 
@@ -410,18 +401,13 @@ def test_a_subclass_that_keeps_get_still_reads_the_row(make_host: Callable[..., 
 
     host = make_host(store=OwnLogin)
     assert host.app.extensions["apitokens"].users.user_columns != ()
-    assert len(selects_for_me(host)) == 1
+    response, counter = second_request(host)
+    assert response.json["username"] == "alice"
+    assert len(selects(counter)) == 1, counter.statements
 
 
 def test_api_me_is_one_statement_too(make_host: Callable[..., Host]) -> None:
     host = make_host()
-    counter = DriverCounter(host.engine)
-    try:
-        assert host.get("/api/me").status_code == 200
-        counter.reset()
-        response = host.get("/api/me")
-        assert response.status_code == 200
-        assert response.json["username"] == "alice" and response.json["person_id"] == host.user_id
-        assert len(counter.statements) == 1, counter.statements
-    finally:
-        counter.remove()
+    response, counter = second_request(host, "/api/me")
+    assert response.json["username"] == "alice" and response.json["person_id"] == host.user_id
+    assert len(counter.statements) == 1, counter.statements
