@@ -414,6 +414,10 @@ def host_calls(url: str, label: str, *, user_token: bool) -> list[Call]:
     return calls
 
 
+#: The floor's one statement: the digest of the token's row, by primary key.
+FLOOR_SQL = "SELECT digest FROM apitokens_token WHERE id = ?"
+
+
 def add_floor_route(app: Flask, database_path: str, token: str) -> sqlite3.Connection:
     """``/floor`` on ``app``: a floor for any database-backed check on SQLite,
     with nothing but the work every such check must do (read the header, one
@@ -425,8 +429,7 @@ def add_floor_route(app: Flask, database_path: str, token: str) -> sqlite3.Conne
     @app.get("/floor")
     def floor() -> Any:
         presented = request.environ.get("HTTP_AUTHORIZATION", "").partition(" ")[2]
-        row = connection.execute("SELECT digest FROM apitokens_token WHERE id = ?",
-                                 (presented.split(":")[0][-12:],)).fetchone()
+        row = connection.execute(FLOOR_SQL, (presented.split(":")[0][-12:],)).fetchone()
         if row is None or not hmac.compare_digest(hashlib.sha256(presented.encode()).digest(), expected):
             return jsonify(ok=False), 401
         return jsonify(ok=True)

@@ -123,8 +123,7 @@ def statements_alone(database_path: str, lookup_sql: str, public_id: str, rounds
     (hot loop, CPU µs per statement, interleaved rounds)."""
     connection = sqlite3.connect(database_path, isolation_level=None)
     cursor = connection.cursor()
-    statements = {"floor: SELECT digest": "SELECT digest FROM apitokens_token WHERE id = ?",
-                  "the check's lookup": lookup_sql}
+    statements = {"floor: SELECT digest": apps.FLOOR_SQL, "the check's lookup": lookup_sql}
     samples: dict[str, list[float]] = {name: [] for name in statements}
     for _ in range(rounds):
         for name in random.sample(list(statements), len(statements)):
