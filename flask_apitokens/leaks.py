@@ -23,11 +23,10 @@ import sqlalchemy as sa
 from . import signals
 from .models import utcnow
 from .service import KEY, OAUTH2, PERSONAL_KINDS, REFRESH, TOKEN, USER_TOKEN, TokenInfo, TokenService
+from .tokeninfo import MAX_CREDENTIAL_LENGTH
 
 #: Most strings one report may hold (as GitHub's credential revocation API).
 MAX_REPORTED = 1000
-#: Longest string looked at; a longer one is no credential of ours.
-MAX_LENGTH = 4096
 #: ``revoked_reason`` of a reported credential (the token page says "reported as leaked").
 LEAKED = "leaked"
 #: Kinds a finder can report, in the order their prefixes are tried.
@@ -49,7 +48,7 @@ def candidates(service: TokenService, texts: Iterable[str]) -> list[Candidate]:
     signature right). No database work."""
     found: list[Candidate] = []
     for text in texts:
-        if not isinstance(text, str) or not text or len(text) > MAX_LENGTH:
+        if not isinstance(text, str) or not text or len(text) > MAX_CREDENTIAL_LENGTH:
             continue
         credential = text.strip()  # as pasted; ``text`` stays the key the caller knows
         parsed = service.parse(credential, _PREFIXED_KINDS)

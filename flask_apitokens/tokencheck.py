@@ -217,7 +217,7 @@ class TokenCheck:
         T = self.models.Token
         revoked = revoke_apart(self.db.engine, self.models, [public_id], [T.user_id == user_id], "unused")
         if revoked:
-            # Receivers that look something up (the OAuth2 family revoker) must not flush the host's work either.
+            # The host's own receivers may query its session: they must not flush the request's pending work.
             with self.db.session.no_autoflush:
                 signals.token_revoked.send(self.app, token_ids=revoked, user_id=user_id, reason="unused")
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 
 class IssuingMethod(NamedTuple):
+    #: A label for the reader (and a traceback's repr); the code looks none up by it.
     name: str
     #: Whether the application serves it (its settings switch).
     enabled: Callable[[State], bool]

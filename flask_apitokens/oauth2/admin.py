@@ -31,14 +31,8 @@ def app_rows(user: Any) -> list[dict[str, Any]]:
 
 
 def client_row(client: Any) -> dict[str, Any]:
-    return {
-        "client_id": client.client_id,
-        "name": client.name,
-        "public": bool(client.public),
-        "redirect_uris": client.redirect_uri_list,
-        "scopes": client.scope_list,
-        "created_at": client.created_at,
-    }
+    """:func:`.clients.client_json`, with ``created_at`` a datetime for the page."""
+    return {**clients.client_json(client), "created_at": client.created_at}
 
 
 def oauth2_section(user: Any, admin: bool) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 
 from .. import crypto, errors
-from ..service import OAUTH2, REFRESH
+from ..service import OAUTH2, REFRESH, iso
 from ..state import state as current_state
 
 
@@ -20,10 +20,6 @@ class NewClient:
 
     client: Any
     client_secret: str | None
-
-
-def oauth2_models() -> Any:
-    return current_state().oauth2_models
 
 
 def check_redirect_uri(uri: Any) -> str:
@@ -52,7 +48,7 @@ def create_client(*, name: str, redirect_uris: list[str], public: bool, scopes: 
     client_id = client_id or crypto.random_string(24)
     if not isinstance(client_id, str) or not 0 < len(client_id) <= 64 or not client_id.isascii():
         raise errors.BadRequest("A client id is up to 64 ASCII characters.", code="invalid_field")
-    models = oauth2_models()
+    models = state.oauth2_models
     exists = errors.BadRequest(f"A client with id {client_id!r} exists already.", code="client_exists")
     if state.db.session.get(models.Client, client_id) is not None:
         raise exists
@@ -76,7 +72,7 @@ def create_client(*, name: str, redirect_uris: list[str], public: bool, scopes: 
 
 def list_clients() -> list[Any]:
     state = current_state()
-    Client = oauth2_models().Client
+    Client = state.oauth2_models.Client
     return list(state.db.session.execute(sa.select(Client).order_by(Client.created_at, Client.client_id)).scalars())
 
 
@@ -91,12 +87,10 @@ def get_client(client_id: str) -> Any | None:
     state = current_state()
     if not could_be_client_id(client_id):
         return None
-    return state.db.session.get(oauth2_models().Client, client_id)
+    return state.db.session.get(state.oauth2_models.Client, client_id)
 
 
 def client_json(client: Any) -> dict[str, Any]:
-    from ..service import iso
-
     return {"client_id": client.client_id, "name": client.name, "public": bool(client.public),
             "redirect_uris": client.redirect_uri_list, "scopes": client.scope_list,
             "created_at": iso(client.created_at)}
@@ -120,7 +114,7 @@ def delete_client(client_id: str) -> bool:
     if client is None:
         return False
     revoke_client_tokens(client_id, reason="client_deleted")
-    models = oauth2_models()
+    models = state.oauth2_models
     session = state.db.session
     session.execute(sa.delete(models.Code).where(models.Code.client_id == client_id))
     session.execute(sa.delete(models.Grant).where(models.Grant.client_id == client_id))
